@@ -1,0 +1,18 @@
+//! Generated protocol types. Invariant: this is the only crate that defines
+//! prost/tonic types; `shared` never depends on it, and the coordinator and
+//! agent convert to domain types in one `convert` module each.
+
+#[allow(
+    clippy::all,
+    clippy::pedantic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs
+)]
+pub mod agent {
+    pub mod v1 {
+        tonic::include_proto!("ferry.agent.v1");
+    }
+}
+
+pub use agent::v1 as pb;

@@ -1,0 +1,19 @@
+//! ferry's domain types and pure logic.
+//!
+//! Invariant: no network, no process spawning, no filesystem access. Callers
+//! hand in bytes and get bytes back; the coordinator and agent do the IO.
+
+pub mod event;
+pub mod exec;
+pub mod facts;
+pub mod hosts;
+pub mod phase;
+pub mod pki;
+pub mod secret;
+
+pub use event::{Event, EventKind, OutputStream, Source};
+pub use exec::{ExecSpec, ExitOutcome, Program};
+pub use facts::Facts;
+pub use hosts::{HostAddr, parse_host_list};
+pub use phase::Phase;
+pub use secret::Secret;
