@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what building and testing ferry needs on a Debian machine, only
+# where missing: apt packages (OpenSSH server for testbed nodes, musl-tools for
+# the static agent, nftables, iproute2, sudo, openssl) and the musl rust target.
+set -euo pipefail
+
+need=()
+for pair in sshd:openssh-server x86_64-linux-musl-gcc:musl-tools nft:nftables ip:iproute2 tc:iproute2 \
+            sudo:sudo openssl:openssl ssh-keygen:openssh-client; do
+  bin=${pair%%:*} pkg=${pair#*:}
+  if ! command -v "$bin" >/dev/null 2>&1 && ! [ -x "/usr/sbin/$bin" ]; then
+    need+=("$pkg")
+  fi
+done
+if [ ${#need[@]} -gt 0 ]; then
+  mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
+  echo "setup: installing ${need[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
+  echo "setup: adding rust target x86_64-unknown-linux-musl"
+  rustup target add x86_64-unknown-linux-musl
+fi
