@@ -1,1 +1,13 @@
+//! `ferry`, the coordinator: bootstraps agents over SSH once, then drives
+//! them over mTLS gRPC. `main.rs` only parses flags and maps the exit code.
 
+pub mod cli;
+pub mod client;
+pub mod commands;
+pub mod fanout;
+pub mod install;
+pub mod output;
+pub mod ssh;
+pub mod state;
+
+pub use commands::{run, CliError, Exit};

@@ -1,0 +1,159 @@
+//! Command-line surface (clap). sealos-compatible names where sealos has
+//! them: `-c/--cluster`, `-r/--roles`, `--ips`, `-u/-p/-i/--pk-passwd/--port`,
+//! `--masters/--nodes` host lists.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::output::OutputMode;
+
+#[derive(Debug, Parser)]
+#[command(name = "ferry", version, about = "Install and operate Kubernetes clusters through node agents (sealos-compatible)")]
+pub struct Cli {
+    /// Cluster name (state in <home>/<cluster>/).
+    #[arg(short = 'c', long, global = true, env = "FERRY_CLUSTER", default_value = "default")]
+    pub cluster: String,
+    /// State directory (default ~/.ferry).
+    #[arg(long, global = true, env = "FERRY_HOME")]
+    pub home: Option<PathBuf>,
+    /// human: progress and text; json: one event per line (docs/events.md).
+    #[arg(short = 'o', long, global = true, value_enum, default_value = "human")]
+    pub output: OutputMode,
+    /// Log diagnostics to stderr (RUST_LOG syntax also honoured).
+    #[arg(long, global = true)]
+    pub debug: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage the ferry agents on the nodes.
+    #[command(subcommand)]
+    Agent(AgentCommand),
+    /// Run a command on nodes through their agents: `ferry exec -- CMD ARGS...`.
+    Exec(ExecArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Push the agent over SSH and start it (skips nodes already up to date).
+    Install(InstallArgs),
+    /// Replace the agent binary where it differs and restart it (inventory hosts by default).
+    Upgrade(UpgradeArgs),
+    /// Show version, uptime and facts of every agent (no SSH needed).
+    Status(SelectArgs),
+    /// Stop the agents and remove their files (over SSH).
+    Uninstall(UninstallArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SshArgs {
+    /// SSH user; a non-root user needs sudo (passwordless, or the -p password).
+    #[arg(short = 'u', long, default_value = "root")]
+    pub user: String,
+    /// SSH password, also used for sudo.
+    #[arg(short = 'p', long, env = "FERRY_SSH_PASSWD", hide_env_values = true)]
+    pub passwd: Option<String>,
+    /// Private key file (default ~/.ssh/id_rsa or ~/.ssh/id_ed25519 when no password is given).
+    #[arg(short = 'i', long)]
+    pub pk: Option<PathBuf>,
+    /// Passphrase of the private key.
+    #[arg(long, env = "FERRY_SSH_PK_PASSWD", hide_env_values = true)]
+    pub pk_passwd: Option<String>,
+    /// SSH port for hosts given without `:port`.
+    #[arg(long, default_value_t = 22)]
+    pub port: u16,
+    /// strict: only known keys; accept-new: record unknown keys, refuse changed ones; off: no check.
+    #[arg(long, default_value = "accept-new")]
+    pub host_key_policy: String,
+    /// known_hosts file (default ~/.ssh/known_hosts).
+    #[arg(long)]
+    pub known_hosts: Option<PathBuf>,
+    /// Seconds to wait for a TCP connection + SSH handshake.
+    #[arg(long, default_value_t = 10)]
+    pub connect_timeout: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AgentOpts {
+    /// The static ferry-agent binary to push (default: `ferry-agent` beside `ferry`).
+    #[arg(long, env = "FERRY_AGENT_BIN")]
+    pub agent_bin: Option<PathBuf>,
+    /// Hosts worked on at once.
+    #[arg(long, default_value_t = crate::fanout::DEFAULT_CONCURRENCY)]
+    pub concurrency: usize,
+    /// Seconds to wait for a started agent to answer over mTLS.
+    #[arg(long, default_value_t = 30)]
+    pub ready_timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// Masters: comma list of ip, ip:port or ranges a.b.c.d-a.b.c.e.
+    #[arg(long, default_value = "")]
+    pub masters: String,
+    /// Worker nodes, same syntax as --masters.
+    #[arg(long, default_value = "")]
+    pub nodes: String,
+    /// TCP port the agents listen on.
+    #[arg(long, default_value_t = crate::install::DEFAULT_AGENT_PORT)]
+    pub agent_port: u16,
+    /// Re-upload and restart even where the agent is up to date.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub ssh: SshArgs,
+    #[command(flatten)]
+    pub agent: AgentOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct UpgradeArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    #[command(flatten)]
+    pub ssh: SshArgs,
+    #[command(flatten)]
+    pub agent: AgentOpts,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SelectArgs {
+    /// Only nodes with one of these roles (comma list: master,node).
+    #[arg(short = 'r', long, value_delimiter = ',')]
+    pub roles: Vec<String>,
+    /// Only these hosts (same syntax as --masters).
+    #[arg(long, default_value = "")]
+    pub ips: String,
+    /// Hosts worked on at once.
+    #[arg(long, default_value_t = crate::fanout::DEFAULT_CONCURRENCY)]
+    pub concurrency: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct UninstallArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    #[command(flatten)]
+    pub ssh: SshArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Kill the command after this many seconds (0 = no limit).
+    #[arg(long, default_value_t = 0)]
+    pub timeout: u64,
+    /// Working directory on the nodes.
+    #[arg(long)]
+    pub cwd: Option<String>,
+    /// Environment for the command, KEY=VALUE (repeatable).
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+}

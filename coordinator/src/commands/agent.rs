@@ -1,0 +1,149 @@
+//! `ferry agent install | upgrade | uninstall`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ferry_shared::{EventKind, HostAddr, Phase};
+
+use super::{select, ssh_args, CliError, Exit};
+use crate::cli::{AgentOpts, InstallArgs, SshArgs, UninstallArgs, UpgradeArgs};
+use crate::client::ClientTls;
+use crate::fanout;
+use crate::install::{self, HostJob, InstallCtx, LocalAgent};
+use crate::output::Reporter;
+use crate::state::{ClusterState, NodeRecord};
+
+pub async fn install(cluster: &ClusterState, r: &Reporter, a: InstallArgs) -> Result<Exit, CliError> {
+    let masters = ssh_args::hosts(&a.masters, a.ssh.port)?;
+    let nodes = ssh_args::hosts(&a.nodes, a.ssh.port)?;
+    if let Some(dup) = masters.iter().find(|m| nodes.iter().any(|n| n.ip == m.ip)) {
+        return Err(CliError::Usage(format!("{dup} is listed in both --masters and --nodes")));
+    }
+    if masters.is_empty() && nodes.is_empty() {
+        return Err(CliError::Usage("give the hosts: --masters and/or --nodes".into()));
+    }
+    let mut jobs = Vec::new();
+    for (list, role) in [(&masters, "master"), (&nodes, "node")] {
+        for t in ssh_args::targets(&a.ssh, list)? {
+            jobs.push(HostJob {
+                target: t,
+                roles: vec![role.to_string()],
+            });
+        }
+    }
+    run_install(cluster, r, &a.ssh, &a.agent, a.agent_port, a.force, jobs).await
+}
+
+pub async fn upgrade(cluster: &ClusterState, r: &Reporter, a: UpgradeArgs) -> Result<Exit, CliError> {
+    let records = select(cluster, &a.select)?;
+    let port = records[0].agent_port;
+    if records.iter().any(|n| n.agent_port != port) {
+        return Err(CliError::Usage("the selected agents listen on different ports; upgrade them per port with --ips".into()));
+    }
+    let addrs: Vec<HostAddr> = records.iter().map(|n| n.addr).collect();
+    let jobs = ssh_args::targets(&a.ssh, &addrs)?
+        .into_iter()
+        .zip(&records)
+        .map(|(target, rec)| HostJob {
+            target,
+            roles: rec.roles.clone(),
+        })
+        .collect();
+    run_install(cluster, r, &a.ssh, &a.agent, port, false, jobs).await
+}
+
+async fn run_install(
+    cluster: &ClusterState,
+    r: &Reporter,
+    ssh: &SshArgs,
+    opts: &AgentOpts,
+    port: u16,
+    force: bool,
+    jobs: Vec<HostJob>,
+) -> Result<Exit, CliError> {
+    let started = Instant::now();
+    let agent = LocalAgent::locate(opts.agent_bin.clone())?;
+    let pki = Arc::new(cluster.agent_pki()?);
+    let ctx = Arc::new(InstallCtx {
+        tls: ClientTls::from_pki(&pki),
+        agent,
+        pki,
+        ssh: ssh_args::options(ssh)?,
+        port,
+        force,
+        ready_timeout: Duration::from_secs(opts.ready_timeout.max(1)),
+        reporter: r.clone(),
+    });
+    let hosts: Vec<String> = jobs.iter().map(|j| j.target.addr.to_string()).collect();
+    let c = ctx.clone();
+    let results = fanout::for_each(jobs, opts.concurrency, move |job| install::install_host(job, c.clone())).await;
+    let mut inv = cluster.load_inventory()?;
+    let mut failed = 0;
+    let mut rows = Vec::new();
+    for (host, res) in hosts.iter().zip(results) {
+        match res {
+            Ok(rec) => {
+                rows.push(format!("  {host:<22} ok      {} agent {} ({})", rec.hostname, rec.agent_version, rec.supervisor));
+                inv.upsert(rec);
+            }
+            Err(e) => {
+                failed += 1;
+                r.emit(r.event(host, e.phase(), EventKind::Failed).message(e.to_string()));
+                rows.push(format!("  {host:<22} FAILED  [{}] {e}", e.phase()));
+            }
+        }
+    }
+    cluster.save_inventory(&inv)?;
+    finish(r, "install", &rows, failed, hosts.len(), started)
+}
+
+pub async fn uninstall(cluster: &ClusterState, r: &Reporter, a: UninstallArgs) -> Result<Exit, CliError> {
+    let started = Instant::now();
+    let addrs: Vec<HostAddr> = if a.select.ips.is_empty() {
+        select(cluster, &a.select)?.iter().map(|n: &NodeRecord| n.addr).collect()
+    } else {
+        ssh_args::hosts(&a.select.ips, a.ssh.port)?
+    };
+    let opts = ssh_args::options(&a.ssh)?;
+    let targets = ssh_args::targets(&a.ssh, &addrs)?;
+    let rr = r.clone();
+    let results = fanout::for_each(targets, a.select.concurrency, move |t| {
+        install::uninstall_host(t, opts.clone(), rr.clone())
+    })
+    .await;
+    let mut inv = cluster.load_inventory()?;
+    let (mut failed, mut rows) = (0, Vec::new());
+    for (addr, res) in addrs.iter().zip(results) {
+        match res {
+            Ok(()) => {
+                inv.remove(addr);
+                rows.push(format!("  {addr:<22} removed"));
+            }
+            Err(e) => {
+                failed += 1;
+                r.emit(r.event(&addr.to_string(), e.phase(), EventKind::Failed).message(e.to_string()));
+                rows.push(format!("  {addr:<22} FAILED  [{}] {e}", e.phase()));
+            }
+        }
+    }
+    cluster.save_inventory(&inv)?;
+    finish(r, "uninstall", &rows, failed, addrs.len(), started)
+}
+
+fn finish(r: &Reporter, what: &str, rows: &[String], failed: usize, total: usize, started: Instant) -> Result<Exit, CliError> {
+    let secs = started.elapsed().as_secs_f64();
+    r.finish();
+    r.text(&format!("agent {what}: {} of {total} hosts ok in {secs:.1}s", total - failed));
+    for row in rows {
+        r.text(row);
+    }
+    let kind = if failed == 0 { EventKind::Finished } else { EventKind::Failed };
+    r.emit(
+        r.event("", Phase::Agent, kind)
+            .message(format!("agent {what}"))
+            .counter("hosts", total as u64)
+            .counter("failed", failed as u64)
+            .counter("duration_ms", (secs * 1000.0) as u64),
+    );
+    Ok(if failed == 0 { Exit::Ok } else { Exit::HostsFailed })
+}

@@ -1,0 +1,82 @@
+//! One module per command family; `run` dispatches.
+
+mod agent;
+mod exec;
+mod ssh_args;
+mod status;
+
+use crate::cli::{AgentCommand, Cli, Command};
+use crate::output::{new_operation_id, Reporter};
+use crate::state::{FerryHome, StateError};
+
+/// Process exit codes ferry uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Ok = 0,
+    /// At least one host failed; the others completed.
+    HostsFailed = 1,
+    /// Bad flags or input.
+    Usage = 2,
+    /// Interrupted by Ctrl-C; remote work was cancelled.
+    Interrupted = 130,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("host list: {0}")]
+    Hosts(ferry_shared::hosts::HostListError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    LocalAgent(#[from] crate::install::LocalAgentError),
+    #[error("no agents match in cluster `{cluster}`{hint}")]
+    NoTargets { cluster: String, hint: String },
+}
+
+impl CliError {
+    pub fn exit(&self) -> Exit {
+        match self {
+            CliError::Usage(_) | CliError::Hosts(_) | CliError::NoTargets { .. } => Exit::Usage,
+            _ => Exit::HostsFailed,
+        }
+    }
+}
+
+pub async fn run(cli: Cli) -> Result<Exit, CliError> {
+    let home = FerryHome::resolve(cli.home.clone())?;
+    let cluster = home.cluster(&cli.cluster)?;
+    let reporter = Reporter::new(cli.output, new_operation_id());
+    let exit = match cli.command {
+        Command::Agent(AgentCommand::Install(a)) => agent::install(&cluster, &reporter, a).await,
+        Command::Agent(AgentCommand::Upgrade(a)) => agent::upgrade(&cluster, &reporter, a).await,
+        Command::Agent(AgentCommand::Uninstall(a)) => agent::uninstall(&cluster, &reporter, a).await,
+        Command::Agent(AgentCommand::Status(a)) => status::status(&cluster, &reporter, a).await,
+        Command::Exec(a) => exec::exec(&cluster, &reporter, a).await,
+    };
+    reporter.finish();
+    exit
+}
+
+/// Selects inventory nodes by `--roles`/`--ips`, failing when none match.
+fn select(
+    cluster: &crate::state::ClusterState,
+    sel: &crate::cli::SelectArgs,
+) -> Result<Vec<crate::state::NodeRecord>, CliError> {
+    let inv = cluster.load_inventory()?;
+    let ips = ferry_shared::parse_host_list(&sel.ips).map_err(CliError::Hosts)?;
+    let nodes = inv.select(&sel.roles, &ips);
+    if nodes.is_empty() {
+        let hint = if inv.nodes.is_empty() {
+            " (none installed yet): run `ferry agent install --masters ... --nodes ...` first".to_string()
+        } else {
+            format!(" the filter (roles {:?}, ips `{}`)", sel.roles, sel.ips)
+        };
+        return Err(CliError::NoTargets {
+            cluster: cluster.name().to_string(),
+            hint,
+        });
+    }
+    Ok(nodes)
+}

@@ -1,0 +1,298 @@
+//! Agent bootstrap over SSH: the only place ferry needs SSH. Per host:
+//! connect (host key checked) → sudo check → probe → upload what differs →
+//! (re)start → wait for mTLS readiness. A host whose agent already runs the
+//! same binary with valid TLS is left untouched (zero bytes uploaded).
+
+pub mod layout;
+pub mod local_agent;
+mod uninstall;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ferry_shared::{EventKind, Phase};
+use time::OffsetDateTime;
+
+pub use layout::{Supervisor, DEFAULT_AGENT_PORT};
+pub use local_agent::{LocalAgent, LocalAgentError};
+pub use uninstall::uninstall_host;
+
+use crate::client::{AgentClient, ClientTls};
+use crate::output::{now_ms, Reporter};
+use crate::ssh::{SshError, SshOptions, SshSession, SshTarget};
+use crate::state::{AgentPki, NodeRecord};
+
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error(transparent)]
+    Ssh(#[from] SshError),
+    #[error("{host}: node arch is {node}, but the agent binary is {agent}; pass --agent-bin with a {node} build")]
+    ArchMismatch {
+        host: String,
+        node: String,
+        agent: &'static str,
+    },
+    #[error("{host}: issuing the agent certificate failed: {source}")]
+    Pki {
+        host: String,
+        source: ferry_shared::pki::PkiError,
+    },
+    #[error("{host}: the agent did not answer over mTLS within {after:?} ({detail}); agent log tail:\n{log_tail}\nnext: check the log on the node ({log}) and that port {port} is free")]
+    NotReady {
+        host: String,
+        after: Duration,
+        detail: String,
+        log_tail: String,
+        log: &'static str,
+        port: u16,
+    },
+    #[error("{host}: the running agent has sha256 {got}, expected {want}; it was not replaced — run `ferry agent upgrade`")]
+    Mismatch { host: String, want: String, got: String },
+}
+
+impl InstallError {
+    pub fn phase(&self) -> Phase {
+        match self {
+            InstallError::Ssh(e) => e.phase(),
+            InstallError::ArchMismatch { .. } => Phase::Connect,
+            InstallError::Pki { .. } => Phase::Upload,
+            InstallError::NotReady { .. } | InstallError::Mismatch { .. } => Phase::Ready,
+        }
+    }
+}
+
+/// Everything shared by the per-host install tasks.
+pub struct InstallCtx {
+    pub agent: LocalAgent,
+    pub pki: Arc<AgentPki>,
+    pub tls: ClientTls,
+    pub ssh: SshOptions,
+    pub port: u16,
+    /// Re-upload and restart even when the agent is up to date.
+    pub force: bool,
+    pub ready_timeout: Duration,
+    pub reporter: Reporter,
+}
+
+/// One host to install, with its sealos roles.
+pub struct HostJob {
+    pub target: SshTarget,
+    pub roles: Vec<String>,
+}
+
+struct Probe {
+    hostname: String,
+    arch: String,
+    supervisor: Supervisor,
+    remote_sha: Option<String>,
+}
+
+async fn probe(s: &SshSession) -> Result<Probe, SshError> {
+    let hostname = String::from_utf8_lossy(&s.run_ok(&["uname", "-n"], None).await?.stdout)
+        .trim()
+        .to_string();
+    let machine = String::from_utf8_lossy(&s.run_ok(&["uname", "-m"], None).await?.stdout)
+        .trim()
+        .to_string();
+    // sd_booted(3): systemd is PID 1 iff this directory exists.
+    let systemd = s.run(&["test", "-d", "/run/systemd/system"], None).await?.code == Some(0);
+    let sha = s.run_privileged(&["sha256sum", layout::AGENT_BIN]).await?;
+    let remote_sha = (sha.code == Some(0))
+        .then(|| String::from_utf8_lossy(&sha.stdout).split_whitespace().next().map(str::to_string))
+        .flatten();
+    Ok(Probe {
+        hostname,
+        arch: ferry_shared::facts::kube_arch(&machine).to_string(),
+        supervisor: if systemd { Supervisor::Systemd } else { Supervisor::Daemon },
+        remote_sha,
+    })
+}
+
+/// Installs (or upgrades) the agent on one host.
+pub async fn install_host(job: HostJob, ctx: Arc<InstallCtx>) -> Result<NodeRecord, InstallError> {
+    let host = job.target.addr.to_string();
+    let r = &ctx.reporter;
+    r.emit(r.event(&host, Phase::Connect, EventKind::Started));
+    let session = SshSession::connect(&job.target, &ctx.ssh).await?;
+    r.emit(r.event(&host, Phase::Connect, EventKind::Finished).message(format!("as {}", job.target.user)));
+    if !session.is_root() {
+        r.emit(r.event(&host, Phase::Sudo, EventKind::Started));
+        session.check_sudo().await?;
+        r.emit(r.event(&host, Phase::Sudo, EventKind::Finished));
+    }
+    let result = install_on(&session, &job, &ctx, &host).await;
+    session.close().await;
+    result
+}
+
+async fn install_on(s: &SshSession, job: &HostJob, ctx: &InstallCtx, host: &str) -> Result<NodeRecord, InstallError> {
+    let r = &ctx.reporter;
+    let p = probe(s).await?;
+    if p.arch != ctx.agent.arch {
+        return Err(InstallError::ArchMismatch {
+            host: host.to_string(),
+            node: p.arch,
+            agent: ctx.agent.arch,
+        });
+    }
+    let ip = job.target.addr.ip;
+    let node_name = layout::node_name(ip);
+    let record = NodeRecord {
+        addr: job.target.addr,
+        agent_port: ctx.port,
+        roles: job.roles.clone(),
+        hostname: p.hostname.clone(),
+        ssh_user: job.target.user.clone(),
+        agent_version: String::new(),
+        agent_sha256: ctx.agent.sha256.clone(),
+        supervisor: p.supervisor.as_str().to_string(),
+        installed_at_ms: now_ms(),
+    };
+    let binary_current = p.remote_sha.as_deref() == Some(ctx.agent.sha256.as_str());
+    if binary_current && !ctx.force {
+        // Same binary on disk: if it also answers with our CA, nothing to do.
+        if let Ok(facts) = facts_once(ip, ctx, Duration::from_secs(3)).await
+            && facts.agent_sha256 == ctx.agent.sha256
+            && facts.node_name == node_name
+        {
+            r.emit(
+                r.event(host, Phase::Upload, EventKind::Finished)
+                    .message("agent up to date, nothing uploaded")
+                    .counter("uploaded_bytes", 0)
+                    .counter("skipped", 1),
+            );
+            r.emit(r.event(host, Phase::Ready, EventKind::Finished).message(format!("agent {} ready", facts.agent_version)));
+            return Ok(NodeRecord {
+                agent_version: facts.agent_version,
+                ..record
+            });
+        }
+    }
+    r.emit(r.event(host, Phase::Upload, EventKind::Started));
+    s.run_privileged_ok(&["mkdir", "-p", "-m", "0700", layout::AGENT_DIR, layout::TLS_DIR]).await?;
+    let mut sent = 0u64;
+    if !binary_current || ctx.force {
+        sent += s.upload_file(&ctx.agent.path, layout::AGENT_BIN, 0o755).await?;
+    }
+    let dns: Vec<String> = valid_dns_name(&p.hostname).into_iter().collect();
+    let leaf = ctx
+        .pki
+        .ca
+        .issue_agent(&node_name, &[ip], &dns, OffsetDateTime::now_utc(), ferry_shared::pki::agent_ca::DEFAULT_VALIDITY)
+        .map_err(|source| InstallError::Pki {
+            host: host.to_string(),
+            source,
+        })?;
+    let tls_files: [(&str, &[u8], u32); 3] = [
+        ("ca.crt", ctx.pki.ca.cert_pem().as_bytes(), 0o644),
+        ("agent.crt", leaf.cert_pem.as_bytes(), 0o644),
+        ("agent.key", leaf.key_pem.expose().as_bytes(), 0o600),
+    ];
+    for (name, data, mode) in tls_files {
+        s.upload_bytes(data, &format!("{}/{name}", layout::TLS_DIR), mode).await?;
+        sent += data.len() as u64;
+    }
+    if p.supervisor == Supervisor::Systemd {
+        let unit = layout::render_unit(ctx.port, &node_name);
+        s.upload_bytes(unit.as_bytes(), layout::UNIT_PATH, 0o644).await?;
+        sent += unit.len() as u64;
+    }
+    r.emit(r.event(host, Phase::Upload, EventKind::Finished).counter("uploaded_bytes", sent).counter("skipped", 0));
+    r.emit(r.event(host, Phase::Start, EventKind::Started).message(p.supervisor.as_str()));
+    for argv in layout::start_commands(p.supervisor, ctx.port, &node_name) {
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        s.run_privileged_ok(&argv).await?;
+    }
+    r.emit(r.event(host, Phase::Start, EventKind::Finished));
+    r.emit(r.event(host, Phase::Ready, EventKind::Started));
+    let facts = wait_ready(s, ip, ctx, host, p.supervisor).await?;
+    if facts.agent_sha256 != ctx.agent.sha256 {
+        return Err(InstallError::Mismatch {
+            host: host.to_string(),
+            want: ctx.agent.sha256.clone(),
+            got: facts.agent_sha256,
+        });
+    }
+    r.emit(r.event(host, Phase::Ready, EventKind::Finished).message(format!("agent {} ready", facts.agent_version)));
+    Ok(NodeRecord {
+        agent_version: facts.agent_version,
+        ..record
+    })
+}
+
+async fn facts_once(ip: IpAddr, ctx: &InstallCtx, timeout: Duration) -> Result<ferry_shared::Facts, crate::client::ClientError> {
+    let c = AgentClient::connect(ip, ctx.port, &ctx.tls, timeout).await?;
+    c.facts().await
+}
+
+async fn wait_ready(
+    s: &SshSession,
+    ip: IpAddr,
+    ctx: &InstallCtx,
+    host: &str,
+    sup: Supervisor,
+) -> Result<ferry_shared::Facts, InstallError> {
+    let start = Instant::now();
+    let mut delay = Duration::from_millis(50);
+    loop {
+        let err = match facts_once(ip, ctx, Duration::from_secs(2)).await {
+            Ok(f) if f.agent_sha256 == ctx.agent.sha256 => return Ok(f),
+            // The old agent may still be answering while the new one starts.
+            Ok(f) => format!("old agent {} still answering", f.agent_version),
+            Err(e) => e.to_string(),
+        };
+        if start.elapsed() >= ctx.ready_timeout {
+            return Err(InstallError::NotReady {
+                host: host.to_string(),
+                after: ctx.ready_timeout,
+                detail: err,
+                log_tail: log_tail(s, sup).await,
+                log: layout::LOGFILE,
+                port: ctx.port,
+            });
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_millis(500));
+    }
+}
+
+async fn log_tail(s: &SshSession, sup: Supervisor) -> String {
+    let out = match sup {
+        Supervisor::Systemd => {
+            s.run_privileged(&["journalctl", "-u", layout::UNIT_NAME, "-n", "20", "--no-pager"]).await
+        }
+        Supervisor::Daemon => s.run_privileged(&["tail", "-n", "20", layout::LOGFILE]).await,
+    };
+    match out {
+        Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),
+        Err(e) => format!("(could not read the log: {e})"),
+    }
+}
+
+/// A hostname usable as a DNS SAN, if it is one.
+fn valid_dns_name(h: &str) -> Option<String> {
+    let ok = !h.is_empty()
+        && h.len() <= 253
+        && h.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        });
+    ok.then(|| h.to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns_names() {
+        assert_eq!(valid_dns_name("Node1").as_deref(), Some("node1"));
+        assert_eq!(valid_dns_name("a.b-c"), Some("a.b-c".into()));
+        assert_eq!(valid_dns_name("bad_name"), None);
+        assert_eq!(valid_dns_name(""), None);
+    }
+}
