@@ -25,7 +25,7 @@ AGENT="$PWD/target/x86_64-unknown-linux-musl/agent/ferry-agent"
 bash "$TB" up 3 --name "$NAME"
 STATE=/run/ferry-testbed/$NAME
 mapfile -t IPS < <(python3 -c 'import json,sys; [print(n["ip"]) for n in json.load(open(sys.argv[1]))["nodes"]]' "$STATE/testbed.json")
-PW=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["root_password"])' "$STATE/testbed.json")
+PW=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["passwords"]["root"])' "$STATE/testbed.json")
 HOME_DIR=$STATE/ferry-home
 mkdir -p "$HOME_DIR"
 
