@@ -1,0 +1,85 @@
+//! Turns an [`ExecSpec`] into a command: argv as is, script files through
+//! bash (sh where bash is missing), in the requested directory, as the
+//! leader of a new process group.
+
+use std::io;
+use std::path::Path;
+use std::process::Stdio;
+
+use ferry_shared::{ExecSpec, Program};
+use tokio::process::Command;
+
+use super::ExecError;
+
+fn bash_or_sh() -> &'static str {
+    if Path::new("/bin/bash").exists() {
+        "/bin/bash"
+    } else {
+        "/bin/sh"
+    }
+}
+
+pub(super) fn command(spec: &ExecSpec) -> Result<Command, ExecError> {
+    let cwd = spec.cwd.as_deref().unwrap_or("/");
+    match std::fs::metadata(cwd) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(ExecError::Cwd {
+                cwd: cwd.to_string(),
+                reason: "not a directory".to_string(),
+            });
+        }
+        Err(e) => {
+            return Err(ExecError::Cwd {
+                cwd: cwd.to_string(),
+                reason: e.to_string(),
+            });
+        }
+    }
+    let mut cmd = match &spec.program {
+        Program::Argv(args) => {
+            let Some((prog, rest)) = args.split_first() else {
+                return Err(ExecError::Spawn {
+                    command: String::new(),
+                    cwd: cwd.to_string(),
+                    source: io::Error::new(io::ErrorKind::InvalidInput, "empty argv"),
+                });
+            };
+            let mut c = Command::new(prog);
+            c.args(rest);
+            c
+        }
+        Program::Script { path, args } => {
+            match std::fs::metadata(path) {
+                Ok(m) if m.is_file() => {}
+                Ok(_) => {
+                    return Err(ExecError::Script {
+                        path: path.clone(),
+                        reason: "not a regular file".to_string(),
+                    });
+                }
+                Err(e) => {
+                    return Err(ExecError::Script {
+                        path: path.clone(),
+                        reason: e.to_string(),
+                    });
+                }
+            }
+            let mut c = Command::new(bash_or_sh());
+            c.arg(path).args(args);
+            c
+        }
+    };
+    cmd.current_dir(cwd)
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .stdin(if spec.stdin.is_empty() {
+            Stdio::null()
+        } else {
+            Stdio::piped()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(false);
+    Ok(cmd)
+}

@@ -1,0 +1,165 @@
+//! The gRPC server: mTLS only, keepalives on, graceful shutdown that ends
+//! every stream and kills every running process group.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use ferry_proto::pb::agent_server::AgentServer;
+use ferry_shared::{EventKind, Phase};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::codec::CompressionEncoding;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+
+use crate::events::EventBus;
+use crate::exec::Executor;
+use crate::facts::{FactsSource, hash_self_in_background};
+use crate::process_group::GroupRegistry;
+use crate::service::AgentService;
+use crate::tls::TlsMaterial;
+use crate::{AgentError, VERSION};
+
+/// Heartbeat interval of idle streams.
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
+/// Concurrent execs before new ones are refused with `ResourceExhausted`.
+pub const DEFAULT_EXEC_LIMIT: usize = 64;
+/// How long shutdown waits for connections to close before giving up.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+const HTTP2_KEEPALIVE: Duration = Duration::from_secs(20);
+const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
+const TCP_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
+const TCP_KEEPALIVE_RETRIES: u32 = 4;
+
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// The name the coordinator gave this node (reported in facts/events).
+    pub node_name: String,
+    pub tls: TlsMaterial,
+    /// `systemd`, `daemon` or `foreground`.
+    pub supervisor: String,
+    pub heartbeat: Duration,
+    pub exec_limit: usize,
+    pub shutdown_grace: Duration,
+}
+
+impl ServeConfig {
+    /// Defaults: foreground supervisor, 5 s heartbeat, 64 execs, 10 s grace.
+    pub fn new(node_name: impl Into<String>, tls: TlsMaterial) -> Self {
+        Self {
+            node_name: node_name.into(),
+            tls,
+            supervisor: "foreground".to_string(),
+            heartbeat: DEFAULT_HEARTBEAT,
+            exec_limit: DEFAULT_EXEC_LIMIT,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+        }
+    }
+}
+
+/// Serves the agent on `listener` until `shutdown` completes. Then it stops
+/// accepting, kills every running exec's process group (their streams end
+/// with an exit frame), ends event streams, and waits up to
+/// `shutdown_grace` for connections to close.
+pub async fn serve(
+    config: ServeConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), AgentError> {
+    let started = Instant::now();
+    let addr = listener.local_addr().map_err(AgentError::LocalAddr)?;
+    let sha = hash_self_in_background();
+    let stop = CancellationToken::new();
+    let events = EventBus::new(config.node_name.clone());
+    let groups = GroupRegistry::new();
+    let exec = Executor::new(
+        config.exec_limit,
+        config.heartbeat,
+        stop.clone(),
+        groups.clone(),
+        events.clone(),
+    );
+    let facts = FactsSource {
+        node_name: config.node_name.clone(),
+        supervisor: config.supervisor.clone(),
+        started,
+    };
+    let svc = AgentService::new(
+        facts,
+        sha.clone(),
+        exec,
+        events.clone(),
+        config.heartbeat,
+        stop.clone(),
+    );
+    let svc = AgentServer::new(svc)
+        .accept_compressed(CompressionEncoding::Zstd)
+        .send_compressed(CompressionEncoding::Zstd);
+    let transport = |source| AgentError::Transport {
+        addr: addr.to_string(),
+        source,
+    };
+    let router = Server::builder()
+        .tls_config(config.tls.server_config())
+        .map_err(transport)?
+        .http2_keepalive_interval(Some(HTTP2_KEEPALIVE))
+        .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE))
+        .add_service(svc);
+    let incoming = TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(TCP_KEEPALIVE))
+        .with_keepalive_interval(Some(TCP_KEEPALIVE_INTERVAL))
+        .with_keepalive_retries(Some(TCP_KEEPALIVE_RETRIES));
+
+    tracing::info!(%addr, node = %config.node_name, version = VERSION, supervisor = %config.supervisor, "ferry-agent serving (mTLS)");
+    tokio::spawn(async move {
+        match sha.await {
+            Ok(sha) => tracing::info!(sha256 = %sha, "agent executable hashed"),
+            Err(e) => tracing::error!("{e}"),
+        }
+    });
+    events.publish(
+        events
+            .event("", Phase::Agent, EventKind::Started)
+            .message(format!(
+                "ferry-agent {VERSION} listening on {addr} (supervisor {})",
+                config.supervisor
+            )),
+    );
+
+    let signal = {
+        let stop = stop.clone();
+        let events = events.clone();
+        async move {
+            tokio::select! {
+                () = shutdown => {}
+                () = stop.cancelled() => {}
+            }
+            tracing::info!("shutting down: no new connections; killing running commands");
+            events.publish(
+                events
+                    .event("", Phase::Agent, EventKind::Finished)
+                    .message("ferry-agent shutting down"),
+            );
+            stop.cancel();
+        }
+    };
+    let serving = router.serve_with_incoming_shutdown(incoming, signal);
+    tokio::pin!(serving);
+    let grace = config.shutdown_grace;
+    let result = tokio::select! {
+        r = &mut serving => r.map_err(transport),
+        () = async { stop.cancelled().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!(?grace, "connections still open after the shutdown grace period; closing them");
+            Ok(())
+        }
+    };
+    stop.cancel();
+    let killed = groups.kill_all();
+    if killed > 0 {
+        tracing::warn!(killed, "killed process groups still running at exit");
+    }
+    tracing::info!("ferry-agent stopped");
+    result
+}
