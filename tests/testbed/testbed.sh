@@ -322,6 +322,7 @@ write_json() {
     printf '  "bastion": { "netns": "%s-bastion", "ip": "%s.2" },\n' "$name" "$NET"
     printf '  "ssh_port": 22,\n  "key_path": "%s/id_ed25519",\n' "$s"
     printf '  "encrypted_key_path": "%s/id_ed25519_enc",\n  "key_passphrase": "%s",\n' "$s" "$KEY_PW"
+    printf '  "askpass": "%s/askpass",\n' "$s"
     printf '  "passwords": { "root": "%s", "alice": "%s", "bob": "%s", "carol": "%s" },\n' \
       "$ROOT_PW" "$ALICE_PW" "$BOB_PW" "$CAROL_PW"
     printf '  "nodes": ['
@@ -360,6 +361,8 @@ cmd_up() {
   mount -t tmpfs -o "size=$((4 * n))g,mode=0755" "ferry-testbed-$name" "$s/fs"
   ssh-keygen -q -t ed25519 -N '' -C "ferry-testbed-$name" -f "$s/id_ed25519"
   ssh-keygen -q -t ed25519 -N "$KEY_PW" -C "ferry-testbed-$name-enc" -f "$s/id_ed25519_enc"
+  printf '#!/bin/sh\n# SSH_ASKPASS helper: prints $FERRY_ASKPASS\nprintf "%%s\\n" "$FERRY_ASKPASS"\n' >"$s/askpass"
+  chmod 0755 "$s/askpass"
   make_template "$s"
 
   netns_add "$name-hub"
@@ -450,7 +453,7 @@ cmd_gc() {
   local d owner pid start
   [ -d "$TB_ROOT" ] || return 0
   exec 9>"$TB_ROOT/.lock"
-  flock -n 9 || return 0 # another gc is running
+  flock -w 60 9 || return 0 # wait for a concurrent gc
   for d in "$TB_ROOT"/*/; do
     [ -f "$d/owner" ] || continue
     read -r pid start <"$d/owner" || continue
