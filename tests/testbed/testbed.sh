@@ -107,8 +107,10 @@ cmd_down() {
   valid_name "$name"
   s=$(sdir "$name")
   mapfile -t nss < <(our_netns "$name")
-  for f in "$s"/fs/node*/pid; do
-    if [ -f "$f" ]; then kill -9 "$(cut -d' ' -f1 "$f")" 2>/dev/null || true; fi
+  for f in "$s"/fs/node*/pid; do # (the pid file also holds the start time: no stale kills)
+    [ -f "$f" ] || continue
+    f=${f%/pid}; f=$(node_pid "$name" "${f##*/node}")
+    if [ -n "$f" ]; then kill -9 "$f" 2>/dev/null || true; fi
   done
   kill_netns_procs "${nss[@]}"
   for f in "${nss[@]}"; do ip netns del "$f" 2>/dev/null || true; done
@@ -300,15 +302,29 @@ netns_add() {
   fi
 }
 
-# link NAME HUB_PORT NETNS IP : veth HUB_PORT (in the hub, on br0) <-> eth0 in NETNS
-link_ns() {
-  local hub=$1-hub
-  ip -n "$hub" link add "$2" type veth peer name eth0 netns "$3"
-  ip -n "$hub" link set "$2" master br0 up
-  ip -n "$3" link set lo up
-  ip -n "$3" addr add "$4/24" dev eth0
-  ip -n "$3" link set eth0 up
-  ip -n "$3" route add default via "$NET.1"
+# ns_side NETNS IP: commands for the far end (eth0) of a hub veth
+ns_side() { printf 'link set lo up\naddr add %s/24 dev eth0\nlink set eth0 up\nroute add default via %s.1\n' "$2" "$NET"; }
+
+# make_network NAME N: hub with br0 (.1), bastion (.2) and nodes (.11..) on
+# veths (hub port b0/nK <-> eth0 in the netns); nothing in the host netns
+make_network() {
+  local name=$1 n=$2 hub=$1-hub k
+  netns_add "$hub" # first: sets up /run/netns if needed
+  {
+    echo "netns add $name-bastion"
+    for ((k = 1; k <= n; k++)); do echo "netns add $name-n$k"; done
+  } | ip -batch -
+  {
+    printf 'link set lo up\nlink add br0 type bridge\naddr add %s.1/24 dev br0\nlink set br0 up\n' "$NET"
+    echo "link add b0 type veth peer name eth0 netns $name-bastion"
+    echo "link set b0 master br0 up"
+    for ((k = 1; k <= n; k++)); do
+      echo "link add n$k type veth peer name eth0 netns $name-n$k"
+      echo "link set n$k master br0 up"
+    done
+  } | ip -n "$hub" -batch -
+  ns_side "$name-bastion" "$NET.2" | ip -n "$name-bastion" -batch -
+  for ((k = 1; k <= n; k++)); do ns_side "$name-n$k" "$(node_ip "$k")" | ip -n "$name-n$k" -batch -; done
 }
 
 # ---- json ----------------------------------------------------------------------
@@ -359,22 +375,16 @@ cmd_up() {
   trap '[ -n "${FERRY_TESTBED_KEEP:-}" ] || QUIET=1 cmd_down "'"$name"'"' EXIT
   mkdir -p "$s/fs"
   mount -t tmpfs -o "size=$((4 * n))g,mode=0755" "ferry-testbed-$name" "$s/fs"
+  # the encrypted key's KDF is the slowest step: overlap it with the network setup
+  ssh-keygen -q -t ed25519 -N "$KEY_PW" -C "ferry-testbed-$name-enc" -f "$s/id_ed25519_enc" &
+  local keygen=$!
   ssh-keygen -q -t ed25519 -N '' -C "ferry-testbed-$name" -f "$s/id_ed25519"
-  ssh-keygen -q -t ed25519 -N "$KEY_PW" -C "ferry-testbed-$name-enc" -f "$s/id_ed25519_enc"
   printf '#!/bin/sh\n# SSH_ASKPASS helper: prints $FERRY_ASKPASS\nprintf "%%s\\n" "$FERRY_ASKPASS"\n' >"$s/askpass"
   chmod 0755 "$s/askpass"
+  make_network "$name" "$n"
+  wait "$keygen" || die "ssh-keygen failed"
   make_template "$s"
-
-  netns_add "$name-hub"
-  ip -n "$name-hub" link set lo up
-  ip -n "$name-hub" link add br0 type bridge
-  ip -n "$name-hub" addr add "$NET.1/24" dev br0
-  ip -n "$name-hub" link set br0 up
-  netns_add "$name-bastion"
-  link_ns "$name" b0 "$name-bastion" "$NET.2"
   for ((k = 1; k <= n; k++)); do
-    netns_add "$name-n$k"
-    link_ns "$name" "n$k" "$name-n$k" "$(node_ip "$k")"
     local d; d=$(ndir "$name" "$k")
     mkdir -p "$d/upper/etc"
     cp -a "$s/fs/template/." "$d/upper/"
@@ -394,12 +404,12 @@ cmd_up() {
 cmd_kill() {
   local name=$1 k=$2
   kill_netns_procs "$name-n$k"
-  local f; f="$(ndir "$name" "$k")/pid"
-  if [ -f "$f" ]; then
-    kill -9 "$(cut -d' ' -f1 "$f")" 2>/dev/null || true
-    poll_until 10000 all_dead "$(cut -d' ' -f1 "$f")" || true
+  local pid; pid=$(node_pid "$name" "$k")
+  if [ -n "$pid" ]; then
+    kill -9 "$pid" 2>/dev/null || true
+    poll_until 10000 all_dead "$pid" || true
   fi
-  rm -f "$f"
+  rm -f "$(ndir "$name" "$k")/pid"
   write_json "$name"
 }
 
