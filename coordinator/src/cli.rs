@@ -46,6 +46,8 @@ pub enum AgentCommand {
     Status(SelectArgs),
     /// Stop the agents and remove their files (over SSH).
     Uninstall(UninstallArgs),
+    /// Stream the agents' own events (replayed from their buffers, then live).
+    Events(EventsArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -156,4 +158,16 @@ pub struct ExecArgs {
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true)]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Stop after this many seconds (0 = until Ctrl-C).
+    #[arg(long, default_value_t = 0)]
+    pub duration: u64,
+    /// Only events of this operation id.
+    #[arg(long)]
+    pub op: Option<String>,
 }

@@ -1,6 +1,7 @@
 //! One module per command family; `run` dispatches.
 
 mod agent;
+mod events;
 mod exec;
 mod ssh_args;
 mod status;
@@ -53,6 +54,7 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Agent(AgentCommand::Upgrade(a)) => agent::upgrade(&cluster, &reporter, a).await,
         Command::Agent(AgentCommand::Uninstall(a)) => agent::uninstall(&cluster, &reporter, a).await,
         Command::Agent(AgentCommand::Status(a)) => status::status(&cluster, &reporter, a).await,
+        Command::Agent(AgentCommand::Events(a)) => events::events(&cluster, &reporter, a).await,
         Command::Exec(a) => exec::exec(&cluster, &reporter, a).await,
     };
     reporter.finish();
