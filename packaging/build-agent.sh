@@ -19,9 +19,10 @@ if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
   rustup target add "$target" >&2
 fi
 
-# C dependencies (ring, zstd) are compiled with the musl toolchain.
+# C dependencies (ring, zstd) are compiled with the musl toolchain; rustc
+# links the static-pie binary itself (musl-gcc as linker would make it
+# dynamic).
 export CC_x86_64_unknown_linux_musl=x86_64-linux-musl-gcc
-export CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER="${CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER:-x86_64-linux-musl-gcc}"
 cargo build -p ferry-agent --profile agent --target "$target" >&2
 
 bin="${CARGO_TARGET_DIR:-target}/$target/agent/ferry-agent"

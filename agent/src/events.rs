@@ -123,11 +123,14 @@ impl EventBus {
 
     /// Replay (seq > `since`) plus a live receiver, with no gap or overlap:
     /// both are taken under the lock `publish` holds while sending.
-    fn subscribe(&self, since: u64) -> (Vec<Event>, u64, broadcast::Receiver<Event>) {
+    /// A `since` beyond the last seq comes from before an agent restart
+    /// (seqs start over at 1): everything buffered is new to the caller.
+    fn subscribe(&self, since: u64) -> (Vec<Event>, u64, broadcast::Receiver<Event>, u64) {
         let ring = self.ring();
+        let since = if since >= ring.next_seq { 0 } else { since };
         let rx = self.inner.live.subscribe();
         let (events, missed) = Self::buffered_since(&ring, since);
-        (events, missed, rx)
+        (events, missed, rx, since)
     }
 
     fn missed_notice(&self, missed: u64) -> Event {
@@ -160,8 +163,7 @@ impl EventBus {
     }
 
     async fn pump(&self, since: u64, heartbeat: Duration, tx: &mpsc::Sender<EventItem>) {
-        let (replay, missed, mut rx) = self.subscribe(since);
-        let mut last = since;
+        let (replay, missed, mut rx, mut last) = self.subscribe(since);
         if missed > 0 && self.send(tx, self.missed_notice(missed)).await.is_err() {
             return;
         }
@@ -250,6 +252,15 @@ mod tests {
         }
         publish_n(&bus, 1);
         assert_eq!(next_event(&mut rx).await.seq, 6);
+    }
+
+    #[tokio::test]
+    async fn a_since_from_before_a_restart_replays_everything() {
+        let bus = EventBus::new("n");
+        publish_n(&bus, 2);
+        let mut rx = bus.stream(500, Duration::from_secs(60), CancellationToken::new());
+        assert_eq!(next_event(&mut rx).await.seq, 1);
+        assert_eq!(next_event(&mut rx).await.seq, 2);
     }
 
     #[tokio::test]

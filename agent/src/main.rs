@@ -117,15 +117,18 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-async fn terminated() -> Result<()> {
+/// Completes on the first SIGTERM or SIGINT. The handlers are installed
+/// right away, so a failure shows before the agent starts serving.
+fn termination() -> Result<impl Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = int.recv() => tracing::info!("SIGINT received"),
-    }
-    Ok(())
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+    })
 }
 
 fn serve(args: ServeArgs) -> Result<()> {
@@ -138,17 +141,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let signals = tokio::spawn(async move {
-            let r = terminated().await;
-            let _ = tx.send(());
-            r
-        });
-        ferry_agent::serve(config, listener, async {
-            let _ = rx.await;
-        })
-        .await?;
-        signals.abort();
+        ferry_agent::serve(config, listener, termination()?).await?;
         Ok(())
     })
 }
@@ -188,7 +181,12 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Supervise { pidfile, serve } => {
             check_serve_args(&serve)?;
             let opts = SuperviseOptions::new(pidfile, serve);
-            runtime()?.block_on(ferry_agent::supervise(opts))?;
+            // One thread is plenty for waiting on a child and signals.
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?
+                .block_on(ferry_agent::supervise(opts))?;
             Ok(())
         }
         Cmd::Stop {
@@ -238,7 +236,6 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
             eprintln!("ferry-agent: error: {e:#}");
             ExitCode::FAILURE
         }

@@ -11,6 +11,24 @@ use tokio::process::Command;
 
 use super::ExecError;
 
+/// How a command shows up in logs, events and errors: the program and the
+/// number of arguments, never the arguments themselves (they may carry
+/// tokens or passwords).
+pub(super) fn describe(spec: &ExecSpec) -> String {
+    let (program, n) = match &spec.program {
+        Program::Argv(a) => (
+            a.first().map(String::as_str).unwrap_or_default(),
+            a.len().saturating_sub(1),
+        ),
+        Program::Script { path, args } => (path.as_str(), args.len()),
+    };
+    match n {
+        0 => program.to_string(),
+        1 => format!("{program} (+1 arg)"),
+        n => format!("{program} (+{n} args)"),
+    }
+}
+
 fn bash_or_sh() -> &'static str {
     if Path::new("/bin/bash").exists() {
         "/bin/bash"
@@ -82,4 +100,20 @@ pub(super) fn command(spec: &ExecSpec) -> Result<Command, ExecError> {
         .process_group(0)
         .kill_on_drop(false);
     Ok(cmd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptions_never_show_arguments() {
+        let s = ExecSpec::argv(
+            vec!["kubeadm".into(), "join".into(), "--token=s3cret".into()],
+            "op",
+        );
+        assert_eq!(describe(&s), "kubeadm (+2 args)");
+        let s = ExecSpec::argv(vec!["true".into()], "op");
+        assert_eq!(describe(&s), "true");
+    }
 }

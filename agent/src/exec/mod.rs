@@ -123,7 +123,7 @@ impl Executor {
             .clone()
             .try_acquire_owned()
             .map_err(|_| ExecError::TooMany { limit: self.limit })?;
-        let command_line = spec.display_command();
+        let command_line = command::describe(&spec);
         let mut cmd = command(&spec)?;
         let child = cmd.spawn().map_err(|source| ExecError::Spawn {
             command: command_line.clone(),
