@@ -43,7 +43,7 @@ pub enum AgentCommand {
     /// Replace the agent binary where it differs and restart it (inventory hosts by default).
     Upgrade(UpgradeArgs),
     /// Show version, uptime and facts of every agent (no SSH needed).
-    Status(SelectArgs),
+    Status(StatusArgs),
     /// Stop the agents and remove their files (over SSH).
     Uninstall(UninstallArgs),
     /// Stream the agents' own events (replayed from their buffers, then live).
@@ -129,15 +129,29 @@ pub struct SelectArgs {
     /// Only these hosts (same syntax as --masters).
     #[arg(long, default_value = "")]
     pub ips: String,
+}
+
+#[derive(Debug, Clone, Copy, Args)]
+pub struct Fanout {
     /// Hosts worked on at once.
     #[arg(long, default_value_t = crate::fanout::DEFAULT_CONCURRENCY)]
     pub concurrency: usize,
 }
 
 #[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    #[command(flatten)]
+    pub fanout: Fanout,
+}
+
+#[derive(Debug, Args)]
 pub struct UninstallArgs {
     #[command(flatten)]
     pub select: SelectArgs,
+    #[command(flatten)]
+    pub fanout: Fanout,
     #[command(flatten)]
     pub ssh: SshArgs,
 }
@@ -146,6 +160,8 @@ pub struct UninstallArgs {
 pub struct ExecArgs {
     #[command(flatten)]
     pub select: SelectArgs,
+    #[command(flatten)]
+    pub fanout: Fanout,
     /// Kill the command after this many seconds (0 = no limit).
     #[arg(long, default_value_t = 0)]
     pub timeout: u64,
@@ -170,4 +186,23 @@ pub struct EventsArgs {
     /// Only events of this operation id.
     #[arg(long)]
     pub op: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn exec_takes_the_command_after_double_dash() {
+        let c = Cli::try_parse_from(["ferry", "exec", "-r", "master,node", "--", "ls", "-l"]).unwrap();
+        let Command::Exec(e) = c.command else { panic!() };
+        assert_eq!(e.command, ["ls", "-l"]);
+        assert_eq!(e.select.roles, ["master", "node"]);
+    }
 }

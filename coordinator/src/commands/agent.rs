@@ -107,7 +107,7 @@ pub async fn uninstall(cluster: &ClusterState, r: &Reporter, a: UninstallArgs) -
     let opts = ssh_args::options(&a.ssh)?;
     let targets = ssh_args::targets(&a.ssh, &addrs)?;
     let rr = r.clone();
-    let results = fanout::for_each(targets, a.select.concurrency, move |t| {
+    let results = fanout::for_each(targets, a.fanout.concurrency, move |t| {
         install::uninstall_host(t, opts.clone(), rr.clone())
     })
     .await;

@@ -65,7 +65,7 @@ pub async fn exec(cluster: &ClusterState, r: &Reporter, a: ExecArgs) -> Result<E
     spec.validate().map_err(|e| CliError::Usage(e.to_string()))?;
     let hosts: Vec<String> = nodes.iter().map(|n| n.addr.to_string()).collect();
     let rr = r.clone();
-    let run = fanout::for_each(nodes, a.select.concurrency, move |n| {
+    let run = fanout::for_each(nodes, a.fanout.concurrency, move |n| {
         run_on(n, spec.clone(), tls.clone(), rr.clone())
     });
     let results = tokio::select! {

@@ -5,16 +5,16 @@ use std::time::{Duration, Instant};
 use ferry_shared::{EventKind, Facts, Phase};
 
 use super::{select, CliError, Exit};
-use crate::cli::SelectArgs;
+use crate::cli::StatusArgs;
 use crate::client::{AgentClient, ClientError, ClientTls};
 use crate::fanout;
 use crate::output::{now_ms, Reporter};
 use crate::state::{ClusterState, NodeRecord};
 
-pub async fn status(cluster: &ClusterState, r: &Reporter, a: SelectArgs) -> Result<Exit, CliError> {
-    let nodes = select(cluster, &a)?;
+pub async fn status(cluster: &ClusterState, r: &Reporter, a: StatusArgs) -> Result<Exit, CliError> {
+    let nodes = select(cluster, &a.select)?;
     let tls = ClientTls::from_pki(&cluster.agent_pki()?);
-    let results = fanout::for_each(nodes.clone(), a.concurrency, move |n: NodeRecord| {
+    let results = fanout::for_each(nodes.clone(), a.fanout.concurrency, move |n: NodeRecord| {
         let tls = tls.clone();
         async move {
             let t0 = Instant::now();

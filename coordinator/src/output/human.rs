@@ -7,7 +7,7 @@ use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use ferry_shared::{Event, EventKind, OutputStream};
+use ferry_shared::{Event, EventKind, OutputStream, Phase};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 pub struct Human {
@@ -37,7 +37,12 @@ impl Human {
             Some(m) => {
                 let _ = m.println(s);
             }
-            None => println!("{s}"),
+            // A closed stdout (e.g. `ferry exec ... | head`) must not panic.
+            None => {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{s}");
+                let _ = out.flush();
+            }
         }
     }
 
@@ -70,6 +75,11 @@ impl Human {
     }
 
     pub fn render(&self, ev: &Event) {
+        // Facts are shown as a table by `agent status`; the event's message
+        // is the facts JSON, meant for `--output json`.
+        if ev.phase == Phase::Facts && ev.kind == EventKind::Finished {
+            return;
+        }
         let node = if ev.node.is_empty() { "-" } else { ev.node.as_str() };
         if ev.kind == EventKind::Log {
             if let Some(stream) = ev.stream {

@@ -1,0 +1,108 @@
+//! Helpers shared by the end-to-end tests: locating the built binaries,
+//! running `ferry` in the bastion namespace with a private HOME, and reading
+//! its JSON events.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use ferry_tests::testbed::Testbed;
+use serde_json::Value;
+
+/// `target/debug/ferry`, or `FERRY_BIN`.
+pub fn ferry_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("FERRY_BIN") {
+        return PathBuf::from(p);
+    }
+    // target/debug/deps/<test> -> target/debug/ferry
+    let exe = std::env::current_exe().unwrap();
+    let p = exe.parent().unwrap().parent().unwrap().join("ferry");
+    assert!(p.is_file(), "ferry binary not found at {}; run `cargo build -p ferry-coordinator` or set FERRY_BIN", p.display());
+    p
+}
+
+/// The static agent, or `FERRY_AGENT_BIN`.
+pub fn agent_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("FERRY_AGENT_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().unwrap();
+    let target = exe.ancestors().nth(3).unwrap();
+    let p = target.join("x86_64-unknown-linux-musl/agent/ferry-agent");
+    assert!(p.is_file(), "static agent not found at {}; run `bash packaging/build-agent.sh` or set FERRY_AGENT_BIN", p.display());
+    p
+}
+
+/// A private HOME (ssh known_hosts, ~/.ferry) for one test.
+pub struct Bastion {
+    netns: String,
+    pub home: tempfile::TempDir,
+}
+
+impl Bastion {
+    pub fn new(tb: &Testbed) -> Self {
+        Self { netns: tb.bastion_netns().to_string(), home: tempfile::tempdir().unwrap() }
+    }
+
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.netns]).arg(ferry_bin());
+        c.env("HOME", self.home.path())
+            .env("FERRY_HOME", self.home.path().join(".ferry"))
+            .env("FERRY_AGENT_BIN", agent_bin())
+            .env_remove("FERRY_SSH_PASSWD")
+            .env_remove("FERRY_CLUSTER")
+            .args(args);
+        c
+    }
+
+    /// Runs ferry to completion.
+    pub fn ferry(&self, args: &[&str]) -> Output {
+        let out = self.command(args).output().unwrap();
+        eprintln!(
+            "$ ferry {}\n-- exit {:?}\n-- stdout:\n{}\n-- stderr:\n{}",
+            args.join(" "),
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// Runs `ferry --output json ...` and parses every stdout line.
+    pub fn ferry_json(&self, args: &[&str]) -> (Output, Vec<Value>) {
+        let mut all = vec!["--output", "json"];
+        all.extend_from_slice(args);
+        let out = self.ferry(&all);
+        let events = json_lines(&out.stdout);
+        (out, events)
+    }
+}
+
+/// Parses stdout as JSON lines, failing the test on any non-JSON line.
+pub fn json_lines(stdout: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect()
+}
+
+pub fn find<'e>(events: &'e [Value], node: &str, phase: &str, kind: &str) -> Vec<&'e Value> {
+    events
+        .iter()
+        .filter(|e| e["node"] == node && e["phase"] == phase && e["kind"] == kind)
+        .collect()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
