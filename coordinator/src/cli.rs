@@ -9,10 +9,20 @@ use clap::{Args, Parser, Subcommand};
 use crate::output::OutputMode;
 
 #[derive(Debug, Parser)]
-#[command(name = "ferry", version, about = "Install and operate Kubernetes clusters through node agents (sealos-compatible)")]
+#[command(
+    name = "ferry",
+    version,
+    about = "Install and operate Kubernetes clusters through node agents (sealos-compatible)"
+)]
 pub struct Cli {
     /// Cluster name (state in <home>/<cluster>/).
-    #[arg(short = 'c', long, global = true, env = "FERRY_CLUSTER", default_value = "default")]
+    #[arg(
+        short = 'c',
+        long,
+        global = true,
+        env = "FERRY_CLUSTER",
+        default_value = "default"
+    )]
     pub cluster: String,
     /// State directory (default ~/.ferry).
     #[arg(long, global = true, env = "FERRY_HOME")]
@@ -200,8 +210,11 @@ mod tests {
 
     #[test]
     fn exec_takes_the_command_after_double_dash() {
-        let c = Cli::try_parse_from(["ferry", "exec", "-r", "master,node", "--", "ls", "-l"]).unwrap();
-        let Command::Exec(e) = c.command else { panic!() };
+        let c =
+            Cli::try_parse_from(["ferry", "exec", "-r", "master,node", "--", "ls", "-l"]).unwrap();
+        let Command::Exec(e) = c.command else {
+            panic!()
+        };
         assert_eq!(e.command, ["ls", "-l"]);
         assert_eq!(e.select.roles, ["master", "node"]);
     }

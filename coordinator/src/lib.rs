@@ -10,4 +10,4 @@ pub mod output;
 pub mod ssh;
 pub mod state;
 
-pub use commands::{run, CliError, Exit};
+pub use commands::{CliError, Exit, run};

@@ -99,8 +99,15 @@ pub fn event(e: pb::Event) -> Result<Event, ConvertError> {
         .kind
         .parse()
         .map_err(|_| ConvertError::BadEvent(format!("unknown kind `{}`", e.kind)))?;
-    let mut ev = Event::new(Source::Agent, e.unix_time_ms, e.node, e.operation_id, phase, kind)
-        .message(e.message);
+    let mut ev = Event::new(
+        Source::Agent,
+        e.unix_time_ms,
+        e.node,
+        e.operation_id,
+        phase,
+        kind,
+    )
+    .message(e.message);
     ev.seq = e.seq;
     ev.counters = e.counters.into_iter().collect::<BTreeMap<_, _>>();
     Ok(ev)
@@ -121,16 +128,27 @@ mod tests {
                 dropped_bytes: 0,
             })),
         };
-        let ExecItem::Exit(o) = exec_item(f(3, 0)).unwrap() else { panic!() };
+        let ExecItem::Exit(o) = exec_item(f(3, 0)).unwrap() else {
+            panic!()
+        };
         assert_eq!((o.code, o.signal), (Some(3), None));
-        let ExecItem::Exit(o) = exec_item(f(-1, 9)).unwrap() else { panic!() };
+        let ExecItem::Exit(o) = exec_item(f(-1, 9)).unwrap() else {
+            panic!()
+        };
         assert_eq!((o.code, o.signal), (None, Some(9)));
-        assert_eq!(exec_item(pb::ExecFrame { frame: None }), Err(ConvertError::EmptyFrame));
+        assert_eq!(
+            exec_item(pb::ExecFrame { frame: None }),
+            Err(ConvertError::EmptyFrame)
+        );
     }
 
     #[test]
     fn events_with_unknown_phase_are_rejected() {
-        let mut e = pb::Event { phase: "exec".into(), kind: "finished".into(), ..Default::default() };
+        let mut e = pb::Event {
+            phase: "exec".into(),
+            kind: "finished".into(),
+            ..Default::default()
+        };
         assert!(event(e.clone()).is_ok());
         e.phase = "warp".into();
         assert!(event(e).is_err());

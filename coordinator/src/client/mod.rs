@@ -28,7 +28,9 @@ pub enum ClientError {
         endpoint: String,
         source: tonic::transport::Error,
     },
-    #[error("cannot reach the agent at {endpoint} over mTLS ({detail}); check that it runs (`ferry agent status`) or reinstall it (`ferry agent install`)")]
+    #[error(
+        "cannot reach the agent at {endpoint} over mTLS ({detail}); check that it runs (`ferry agent status`) or reinstall it (`ferry agent install`)"
+    )]
     Connect { endpoint: String, detail: String },
     #[error("agent at {endpoint} refused {rpc}: {status}")]
     Rpc {
@@ -92,7 +94,12 @@ pub struct AgentClient {
 }
 
 impl AgentClient {
-    pub async fn connect(ip: IpAddr, port: u16, tls: &ClientTls, timeout: Duration) -> Result<Self, ClientError> {
+    pub async fn connect(
+        ip: IpAddr,
+        port: u16,
+        tls: &ClientTls,
+        timeout: Duration,
+    ) -> Result<Self, ClientError> {
         let endpoint = match ip {
             IpAddr::V4(v4) => format!("{v4}:{port}"),
             IpAddr::V6(v6) => format!("[{v6}]:{port}"),
@@ -197,7 +204,10 @@ impl AgentClient {
     pub async fn events(
         &self,
         since_seq: u64,
-    ) -> Result<impl Stream<Item = Result<ferry_shared::Event, ClientError>> + Send + use<>, ClientError> {
+    ) -> Result<
+        impl Stream<Item = Result<ferry_shared::Event, ClientError>> + Send + use<>,
+        ClientError,
+    > {
         let mut c = self.inner.clone();
         let resp = c
             .events(pb::EventsRequest { since_seq })
@@ -215,12 +225,12 @@ impl AgentClient {
                         idle: me.idle,
                     })),
                     Ok(Err(s)) => Some(Err(me.rpc_err("Events", s))),
-                    Ok(Ok(pb::EventFrame { frame: Some(pb::event_frame::Frame::Event(e)) })) => {
-                        Some(convert::event(e).map_err(|source| ClientError::Convert {
-                            endpoint: me.endpoint.clone(),
-                            source,
-                        }))
-                    }
+                    Ok(Ok(pb::EventFrame {
+                        frame: Some(pb::event_frame::Frame::Event(e)),
+                    })) => Some(convert::event(e).map_err(|source| ClientError::Convert {
+                        endpoint: me.endpoint.clone(),
+                        source,
+                    })),
                     Ok(Ok(_)) => None,
                 }
             }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use ferry_shared::{EventKind, HostAddr, Phase};
 
-use super::{select, ssh_args, CliError, Exit};
+use super::{CliError, Exit, select, ssh_args};
 use crate::cli::{AgentOpts, InstallArgs, SshArgs, UninstallArgs, UpgradeArgs};
 use crate::client::ClientTls;
 use crate::fanout;
@@ -13,14 +13,22 @@ use crate::install::{self, HostJob, InstallCtx, LocalAgent};
 use crate::output::Reporter;
 use crate::state::{ClusterState, NodeRecord};
 
-pub async fn install(cluster: &ClusterState, r: &Reporter, a: InstallArgs) -> Result<Exit, CliError> {
+pub async fn install(
+    cluster: &ClusterState,
+    r: &Reporter,
+    a: InstallArgs,
+) -> Result<Exit, CliError> {
     let masters = ssh_args::hosts(&a.masters, a.ssh.port)?;
     let nodes = ssh_args::hosts(&a.nodes, a.ssh.port)?;
     if let Some(dup) = masters.iter().find(|m| nodes.iter().any(|n| n.ip == m.ip)) {
-        return Err(CliError::Usage(format!("{dup} is listed in both --masters and --nodes")));
+        return Err(CliError::Usage(format!(
+            "{dup} is listed in both --masters and --nodes"
+        )));
     }
     if masters.is_empty() && nodes.is_empty() {
-        return Err(CliError::Usage("give the hosts: --masters and/or --nodes".into()));
+        return Err(CliError::Usage(
+            "give the hosts: --masters and/or --nodes".into(),
+        ));
     }
     let mut jobs = Vec::new();
     for (list, role) in [(&masters, "master"), (&nodes, "node")] {
@@ -34,11 +42,18 @@ pub async fn install(cluster: &ClusterState, r: &Reporter, a: InstallArgs) -> Re
     run_install(cluster, r, &a.ssh, &a.agent, a.agent_port, a.force, jobs).await
 }
 
-pub async fn upgrade(cluster: &ClusterState, r: &Reporter, a: UpgradeArgs) -> Result<Exit, CliError> {
+pub async fn upgrade(
+    cluster: &ClusterState,
+    r: &Reporter,
+    a: UpgradeArgs,
+) -> Result<Exit, CliError> {
     let records = select(cluster, &a.select)?;
     let port = records[0].agent_port;
     if records.iter().any(|n| n.agent_port != port) {
-        return Err(CliError::Usage("the selected agents listen on different ports; upgrade them per port with --ips".into()));
+        return Err(CliError::Usage(
+            "the selected agents listen on different ports; upgrade them per port with --ips"
+                .into(),
+        ));
     }
     let addrs: Vec<HostAddr> = records.iter().map(|n| n.addr).collect();
     let jobs = ssh_args::targets(&a.ssh, &addrs)?
@@ -76,19 +91,28 @@ async fn run_install(
     });
     let hosts: Vec<String> = jobs.iter().map(|j| j.target.addr.to_string()).collect();
     let c = ctx.clone();
-    let results = fanout::for_each(jobs, opts.concurrency, move |job| install::install_host(job, c.clone())).await;
+    let results = fanout::for_each(jobs, opts.concurrency, move |job| {
+        install::install_host(job, c.clone())
+    })
+    .await;
     let mut inv = cluster.load_inventory()?;
     let mut failed = 0;
     let mut rows = Vec::new();
     for (host, res) in hosts.iter().zip(results) {
         match res {
             Ok(rec) => {
-                rows.push(format!("  {host:<22} ok      {} agent {} ({})", rec.hostname, rec.agent_version, rec.supervisor));
+                rows.push(format!(
+                    "  {host:<22} ok      {} agent {} ({})",
+                    rec.hostname, rec.agent_version, rec.supervisor
+                ));
                 inv.upsert(rec);
             }
             Err(e) => {
                 failed += 1;
-                r.emit(r.event(host, e.phase(), EventKind::Failed).message(e.to_string()));
+                r.emit(
+                    r.event(host, e.phase(), EventKind::Failed)
+                        .message(e.to_string()),
+                );
                 rows.push(format!("  {host:<22} FAILED  [{}] {e}", e.phase()));
             }
         }
@@ -97,10 +121,17 @@ async fn run_install(
     finish(r, "install", &rows, failed, hosts.len(), started)
 }
 
-pub async fn uninstall(cluster: &ClusterState, r: &Reporter, a: UninstallArgs) -> Result<Exit, CliError> {
+pub async fn uninstall(
+    cluster: &ClusterState,
+    r: &Reporter,
+    a: UninstallArgs,
+) -> Result<Exit, CliError> {
     let started = Instant::now();
     let addrs: Vec<HostAddr> = if a.select.ips.is_empty() {
-        select(cluster, &a.select)?.iter().map(|n: &NodeRecord| n.addr).collect()
+        select(cluster, &a.select)?
+            .iter()
+            .map(|n: &NodeRecord| n.addr)
+            .collect()
     } else {
         ssh_args::hosts(&a.select.ips, a.ssh.port)?
     };
@@ -121,7 +152,10 @@ pub async fn uninstall(cluster: &ClusterState, r: &Reporter, a: UninstallArgs) -
             }
             Err(e) => {
                 failed += 1;
-                r.emit(r.event(&addr.to_string(), e.phase(), EventKind::Failed).message(e.to_string()));
+                r.emit(
+                    r.event(&addr.to_string(), e.phase(), EventKind::Failed)
+                        .message(e.to_string()),
+                );
                 rows.push(format!("  {addr:<22} FAILED  [{}] {e}", e.phase()));
             }
         }
@@ -130,14 +164,28 @@ pub async fn uninstall(cluster: &ClusterState, r: &Reporter, a: UninstallArgs) -
     finish(r, "uninstall", &rows, failed, addrs.len(), started)
 }
 
-fn finish(r: &Reporter, what: &str, rows: &[String], failed: usize, total: usize, started: Instant) -> Result<Exit, CliError> {
+fn finish(
+    r: &Reporter,
+    what: &str,
+    rows: &[String],
+    failed: usize,
+    total: usize,
+    started: Instant,
+) -> Result<Exit, CliError> {
     let secs = started.elapsed().as_secs_f64();
     r.finish();
-    r.text(&format!("agent {what}: {} of {total} hosts ok in {secs:.1}s", total - failed));
+    r.text(&format!(
+        "agent {what}: {} of {total} hosts ok in {secs:.1}s",
+        total - failed
+    ));
     for row in rows {
         r.text(row);
     }
-    let kind = if failed == 0 { EventKind::Finished } else { EventKind::Failed };
+    let kind = if failed == 0 {
+        EventKind::Finished
+    } else {
+        EventKind::Failed
+    };
     r.emit(
         r.event("", Phase::Agent, kind)
             .message(format!("agent {what}"))
@@ -145,5 +193,9 @@ fn finish(r: &Reporter, what: &str, rows: &[String], failed: usize, total: usize
             .counter("failed", failed as u64)
             .counter("duration_ms", (secs * 1000.0) as u64),
     );
-    Ok(if failed == 0 { Exit::Ok } else { Exit::HostsFailed })
+    Ok(if failed == 0 {
+        Exit::Ok
+    } else {
+        Exit::HostsFailed
+    })
 }

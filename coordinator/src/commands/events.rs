@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use tokio_stream::StreamMap;
 
-use super::{select, CliError, Exit};
+use super::{CliError, Exit, select};
 use crate::cli::EventsArgs;
 use crate::client::{AgentClient, ClientTls};
 use crate::output::Reporter;
@@ -19,7 +19,9 @@ pub async fn events(cluster: &ClusterState, r: &Reporter, a: EventsArgs) -> Resu
     let mut failed = 0;
     for n in &nodes {
         let host = n.addr.to_string();
-        let res = match AgentClient::connect(n.addr.ip, n.agent_port, &tls, Duration::from_secs(5)).await {
+        let res = match AgentClient::connect(n.addr.ip, n.agent_port, &tls, Duration::from_secs(5))
+            .await
+        {
             Ok(c) => c.events(0).await,
             Err(e) => Err(e),
         };
@@ -29,7 +31,14 @@ pub async fn events(cluster: &ClusterState, r: &Reporter, a: EventsArgs) -> Resu
             }
             Err(e) => {
                 failed += 1;
-                r.emit(r.event(&host, ferry_shared::Phase::Agent, ferry_shared::EventKind::Failed).message(e.to_string()));
+                r.emit(
+                    r.event(
+                        &host,
+                        ferry_shared::Phase::Agent,
+                        ferry_shared::EventKind::Failed,
+                    )
+                    .message(e.to_string()),
+                );
             }
         }
     }
@@ -40,7 +49,14 @@ pub async fn events(cluster: &ClusterState, r: &Reporter, a: EventsArgs) -> Resu
                 Ok(_) => {}
                 Err(e) => {
                     failed += 1;
-                    r.emit(r.event(&host, ferry_shared::Phase::Agent, ferry_shared::EventKind::Failed).message(e.to_string()));
+                    r.emit(
+                        r.event(
+                            &host,
+                            ferry_shared::Phase::Agent,
+                            ferry_shared::EventKind::Failed,
+                        )
+                        .message(e.to_string()),
+                    );
                 }
             }
         }
@@ -51,5 +67,9 @@ pub async fn events(cluster: &ClusterState, r: &Reporter, a: EventsArgs) -> Resu
         _ = async { match limit { Some(d) => tokio::time::sleep(d).await, None => std::future::pending().await } } => {}
         _ = tokio::signal::ctrl_c() => {}
     }
-    Ok(if failed == 0 { Exit::Ok } else { Exit::HostsFailed })
+    Ok(if failed == 0 {
+        Exit::Ok
+    } else {
+        Exit::HostsFailed
+    })
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use ferry_shared::{EventKind, ExecSpec, ExitOutcome, OutputStream, Phase};
 use futures::StreamExt;
 
-use super::{select, CliError, Exit};
+use super::{CliError, Exit, select};
 use crate::cli::ExecArgs;
 use crate::client::{AgentClient, ClientError, ClientTls, ExecItem};
 use crate::fanout;
@@ -62,7 +62,8 @@ pub async fn exec(cluster: &ClusterState, r: &Reporter, a: ExecArgs) -> Result<E
             .ok_or_else(|| CliError::Usage(format!("--env `{kv}` must be KEY=VALUE")))?;
         spec.env.push((k.to_string(), v.to_string()));
     }
-    spec.validate().map_err(|e| CliError::Usage(e.to_string()))?;
+    spec.validate()
+        .map_err(|e| CliError::Usage(e.to_string()))?;
     let hosts: Vec<String> = nodes.iter().map(|n| n.addr.to_string()).collect();
     let rr = r.clone();
     let run = fanout::for_each(nodes, a.fanout.concurrency, move |n| {
@@ -81,10 +82,17 @@ pub async fn exec(cluster: &ClusterState, r: &Reporter, a: ExecArgs) -> Result<E
     let mut rows = Vec::new();
     for (host, res) in hosts.iter().zip(&results) {
         match res {
-            Ok(o) if o.success() => rows.push(format!("  {host:<22} ok      {:.2}s", o.duration.as_secs_f64())),
+            Ok(o) if o.success() => rows.push(format!(
+                "  {host:<22} ok      {:.2}s",
+                o.duration.as_secs_f64()
+            )),
             Ok(o) => {
                 failed += 1;
-                rows.push(format!("  {host:<22} FAILED  {} after {:.2}s", o.describe(), o.duration.as_secs_f64()));
+                rows.push(format!(
+                    "  {host:<22} FAILED  {} after {:.2}s",
+                    o.describe(),
+                    o.duration.as_secs_f64()
+                ));
             }
             Err(e) => {
                 failed += 1;
@@ -93,19 +101,37 @@ pub async fn exec(cluster: &ClusterState, r: &Reporter, a: ExecArgs) -> Result<E
         }
     }
     let total = hosts.len();
-    r.text(&format!("exec `{}`: {} of {total} nodes ok in {:.2}s", a.command.join(" "), total - failed, started.elapsed().as_secs_f64()));
+    r.text(&format!(
+        "exec `{}`: {} of {total} nodes ok in {:.2}s",
+        a.command.join(" "),
+        total - failed,
+        started.elapsed().as_secs_f64()
+    ));
     for row in &rows {
         r.text(row);
     }
-    Ok(if failed == 0 { Exit::Ok } else { Exit::HostsFailed })
+    Ok(if failed == 0 {
+        Exit::Ok
+    } else {
+        Exit::HostsFailed
+    })
 }
 
-async fn run_on(n: NodeRecord, spec: ExecSpec, tls: ClientTls, r: Reporter) -> Result<ExitOutcome, ClientError> {
+async fn run_on(
+    n: NodeRecord,
+    spec: ExecSpec,
+    tls: ClientTls,
+    r: Reporter,
+) -> Result<ExitOutcome, ClientError> {
     let host = n.addr.to_string();
     let res = stream_exec(&n, &spec, &tls, &r, &host).await;
     match &res {
         Ok(o) => {
-            let kind = if o.success() { EventKind::Finished } else { EventKind::Failed };
+            let kind = if o.success() {
+                EventKind::Finished
+            } else {
+                EventKind::Failed
+            };
             let mut ev = r
                 .event(&host, Phase::Exec, kind)
                 .message(o.describe())
@@ -115,20 +141,37 @@ async fn run_on(n: NodeRecord, spec: ExecSpec, tls: ClientTls, r: Reporter) -> R
             }
             r.emit(ev);
         }
-        Err(e) => r.emit(r.event(&host, Phase::Exec, EventKind::Failed).message(e.to_string())),
+        Err(e) => r.emit(
+            r.event(&host, Phase::Exec, EventKind::Failed)
+                .message(e.to_string()),
+        ),
     }
     res
 }
 
-async fn stream_exec(n: &NodeRecord, spec: &ExecSpec, tls: &ClientTls, r: &Reporter, host: &str) -> Result<ExitOutcome, ClientError> {
-    let client = AgentClient::connect(n.addr.ip, n.agent_port, tls, Duration::from_secs(10)).await?;
-    r.emit(r.event(host, Phase::Exec, EventKind::Started).message(spec.display_command()));
+async fn stream_exec(
+    n: &NodeRecord,
+    spec: &ExecSpec,
+    tls: &ClientTls,
+    r: &Reporter,
+    host: &str,
+) -> Result<ExitOutcome, ClientError> {
+    let client =
+        AgentClient::connect(n.addr.ip, n.agent_port, tls, Duration::from_secs(10)).await?;
+    r.emit(
+        r.event(host, Phase::Exec, EventKind::Started)
+            .message(spec.display_command()),
+    );
     let mut stream = client.exec(spec).await?;
     let (mut out, mut err) = (LineSplitter::default(), LineSplitter::default());
     while let Some(item) = stream.next().await {
         match item? {
-            ExecItem::Stdout(d) => out.push(&d, |l| r.output_line(host, Phase::Exec, OutputStream::Stdout, l)),
-            ExecItem::Stderr(d) => err.push(&d, |l| r.output_line(host, Phase::Exec, OutputStream::Stderr, l)),
+            ExecItem::Stdout(d) => out.push(&d, |l| {
+                r.output_line(host, Phase::Exec, OutputStream::Stdout, l)
+            }),
+            ExecItem::Stderr(d) => err.push(&d, |l| {
+                r.output_line(host, Phase::Exec, OutputStream::Stderr, l)
+            }),
             ExecItem::Exit(o) => {
                 out.flush(|l| r.output_line(host, Phase::Exec, OutputStream::Stdout, l));
                 err.flush(|l| r.output_line(host, Phase::Exec, OutputStream::Stderr, l));

@@ -7,7 +7,7 @@ mod ssh_args;
 mod status;
 
 use crate::cli::{AgentCommand, Cli, Command};
-use crate::output::{new_operation_id, Reporter};
+use crate::output::{Reporter, new_operation_id};
 use crate::state::{FerryHome, StateError};
 
 /// Process exit codes ferry uses.
@@ -52,7 +52,9 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
     let exit = match cli.command {
         Command::Agent(AgentCommand::Install(a)) => agent::install(&cluster, &reporter, a).await,
         Command::Agent(AgentCommand::Upgrade(a)) => agent::upgrade(&cluster, &reporter, a).await,
-        Command::Agent(AgentCommand::Uninstall(a)) => agent::uninstall(&cluster, &reporter, a).await,
+        Command::Agent(AgentCommand::Uninstall(a)) => {
+            agent::uninstall(&cluster, &reporter, a).await
+        }
         Command::Agent(AgentCommand::Status(a)) => status::status(&cluster, &reporter, a).await,
         Command::Agent(AgentCommand::Events(a)) => events::events(&cluster, &reporter, a).await,
         Command::Exec(a) => exec::exec(&cluster, &reporter, a).await,
@@ -71,7 +73,8 @@ fn select(
     let nodes = inv.select(&sel.roles, &ips);
     if nodes.is_empty() {
         let hint = if inv.nodes.is_empty() {
-            " (none installed yet): run `ferry agent install --masters ... --nodes ...` first".to_string()
+            " (none installed yet): run `ferry agent install --masters ... --nodes ...` first"
+                .to_string()
         } else {
             format!(" the filter (roles {:?}, ips `{}`)", sel.roles, sel.ips)
         };

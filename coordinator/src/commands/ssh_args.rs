@@ -3,14 +3,16 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ferry_shared::{parse_host_list, HostAddr, Secret};
+use ferry_shared::{HostAddr, Secret, parse_host_list};
 
 use super::CliError;
 use crate::cli::SshArgs;
 use crate::ssh::{HostKeyPolicy, SshAuth, SshOptions, SshTarget};
 
 fn home() -> Option<PathBuf> {
-    std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from)
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
 }
 
 /// Parses a sealos host list, applying `--port` to items without a port.
@@ -43,10 +45,12 @@ fn explicit_ports(list: &str) -> Vec<bool> {
 }
 
 pub fn options(a: &SshArgs) -> Result<SshOptions, CliError> {
-    let policy: HostKeyPolicy = a
-        .host_key_policy
-        .parse()
-        .map_err(|_| CliError::Usage(format!("--host-key-policy must be strict, accept-new or off, not `{}`", a.host_key_policy)))?;
+    let policy: HostKeyPolicy = a.host_key_policy.parse().map_err(|_| {
+        CliError::Usage(format!(
+            "--host-key-policy must be strict, accept-new or off, not `{}`",
+            a.host_key_policy
+        ))
+    })?;
     let known_hosts = match (&a.known_hosts, home()) {
         (Some(p), _) => p.clone(),
         (None, Some(h)) => h.join(".ssh").join("known_hosts"),

@@ -4,11 +4,11 @@ use std::time::{Duration, Instant};
 
 use ferry_shared::{EventKind, Facts, Phase};
 
-use super::{select, CliError, Exit};
+use super::{CliError, Exit, select};
 use crate::cli::StatusArgs;
 use crate::client::{AgentClient, ClientError, ClientTls};
 use crate::fanout;
-use crate::output::{now_ms, Reporter};
+use crate::output::{Reporter, now_ms};
 use crate::state::{ClusterState, NodeRecord};
 
 pub async fn status(cluster: &ClusterState, r: &Reporter, a: StatusArgs) -> Result<Exit, CliError> {
@@ -18,7 +18,8 @@ pub async fn status(cluster: &ClusterState, r: &Reporter, a: StatusArgs) -> Resu
         let tls = tls.clone();
         async move {
             let t0 = Instant::now();
-            let c = AgentClient::connect(n.addr.ip, n.agent_port, &tls, Duration::from_secs(5)).await?;
+            let c =
+                AgentClient::connect(n.addr.ip, n.agent_port, &tls, Duration::from_secs(5)).await?;
             let f = c.facts().await?;
             // Skew estimate: the node's clock minus ours at the RPC midpoint.
             let rtt = t0.elapsed().as_millis() as i64;
@@ -29,7 +30,16 @@ pub async fn status(cluster: &ClusterState, r: &Reporter, a: StatusArgs) -> Resu
     r.finish();
     r.text(&format!(
         "{:<22} {:<14} {:<8} {:>9} {:<9} {:<22} {:<8} {:>4} {:>8} {:>7}",
-        "NODE", "HOSTNAME", "VERSION", "UPTIME", "SUPERVISOR", "OS", "ARCH", "CPUS", "MEMORY", "SKEW"
+        "NODE",
+        "HOSTNAME",
+        "VERSION",
+        "UPTIME",
+        "SUPERVISOR",
+        "OS",
+        "ARCH",
+        "CPUS",
+        "MEMORY",
+        "SKEW"
     ));
     let mut failed = 0;
     for (n, res) in nodes.iter().zip(results) {
@@ -57,12 +67,19 @@ pub async fn status(cluster: &ClusterState, r: &Reporter, a: StatusArgs) -> Resu
             }
             Err(e) => {
                 failed += 1;
-                r.emit(r.event(&host, Phase::Facts, EventKind::Failed).message(e.to_string()));
+                r.emit(
+                    r.event(&host, Phase::Facts, EventKind::Failed)
+                        .message(e.to_string()),
+                );
                 r.text(&format!("{host:<22} UNREACHABLE  {e}"));
             }
         }
     }
-    Ok(if failed == 0 { Exit::Ok } else { Exit::HostsFailed })
+    Ok(if failed == 0 {
+        Exit::Ok
+    } else {
+        Exit::HostsFailed
+    })
 }
 
 fn truncate(s: &str, n: usize) -> String {

@@ -68,7 +68,15 @@ pub fn start_commands(sup: Supervisor, port: u16, node_name: &str) -> Vec<Vec<St
             argv(&["systemctl", "restart", UNIT_NAME]),
         ],
         Supervisor::Daemon => {
-            let mut daemon = argv(&[AGENT_BIN, "daemon", "--pidfile", PIDFILE, "--log-file", LOGFILE, "--"]);
+            let mut daemon = argv(&[
+                AGENT_BIN,
+                "daemon",
+                "--pidfile",
+                PIDFILE,
+                "--log-file",
+                LOGFILE,
+                "--",
+            ]);
             daemon.extend(serve_args(port, node_name, sup));
             vec![stop_daemon_command(), daemon]
         }

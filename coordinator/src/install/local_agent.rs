@@ -7,10 +7,15 @@ use sha2::{Digest, Sha256};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocalAgentError {
-    #[error("no ferry-agent binary found (looked in: {looked}); build it with `bash packaging/build-agent.sh` and pass --agent-bin or set FERRY_AGENT_BIN")]
+    #[error(
+        "no ferry-agent binary found (looked in: {looked}); build it with `bash packaging/build-agent.sh` and pass --agent-bin or set FERRY_AGENT_BIN"
+    )]
     NotFound { looked: String },
     #[error("cannot read the agent binary {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} is not a Linux ELF executable")]
     NotElf { path: PathBuf },
 }
@@ -105,7 +110,10 @@ mod tests {
         let exe = std::env::current_exe().unwrap();
         let a = LocalAgent::load(&exe).unwrap();
         assert_eq!(a.sha256.len(), 64);
-        assert_eq!(a.arch, ferry_shared::facts::kube_arch(std::env::consts::ARCH));
+        assert_eq!(
+            a.arch,
+            ferry_shared::facts::kube_arch(std::env::consts::ARCH)
+        );
         assert!(a.size > 0);
     }
 
@@ -114,8 +122,13 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("x");
         std::fs::write(&p, "#!/bin/sh\n").unwrap();
-        assert!(matches!(LocalAgent::load(&p), Err(LocalAgentError::NotElf { .. })));
-        let e = LocalAgent::locate(Some(d.path().join("missing"))).unwrap_err().to_string();
+        assert!(matches!(
+            LocalAgent::load(&p),
+            Err(LocalAgentError::NotElf { .. })
+        ));
+        let e = LocalAgent::locate(Some(d.path().join("missing")))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("build-agent.sh"), "{e}");
     }
 }

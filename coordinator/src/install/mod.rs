@@ -14,12 +14,12 @@ use std::time::{Duration, Instant};
 use ferry_shared::{EventKind, Phase};
 use time::OffsetDateTime;
 
-pub use layout::{Supervisor, DEFAULT_AGENT_PORT};
+pub use layout::{DEFAULT_AGENT_PORT, Supervisor};
 pub use local_agent::{LocalAgent, LocalAgentError};
 pub use uninstall::uninstall_host;
 
 use crate::client::{AgentClient, ClientTls};
-use crate::output::{now_ms, Reporter};
+use crate::output::{Reporter, now_ms};
 use crate::ssh::{SshError, SshOptions, SshSession, SshTarget};
 use crate::state::{AgentPki, NodeRecord};
 
@@ -27,7 +27,9 @@ use crate::state::{AgentPki, NodeRecord};
 pub enum InstallError {
     #[error(transparent)]
     Ssh(#[from] SshError),
-    #[error("{host}: node arch is {node}, but the agent binary is {agent}; pass --agent-bin with a {node} build")]
+    #[error(
+        "{host}: node arch is {node}, but the agent binary is {agent}; pass --agent-bin with a {node} build"
+    )]
     ArchMismatch {
         host: String,
         node: String,
@@ -38,7 +40,9 @@ pub enum InstallError {
         host: String,
         source: ferry_shared::pki::PkiError,
     },
-    #[error("{host}: the agent did not answer over mTLS within {after:?} ({detail}); agent log tail:\n{log_tail}\nnext: check the log on the node ({log}) and that port {port} is free")]
+    #[error(
+        "{host}: the agent did not answer over mTLS within {after:?} ({detail}); agent log tail:\n{log_tail}\nnext: check the log on the node ({log}) and that port {port} is free"
+    )]
     NotReady {
         host: String,
         after: Duration,
@@ -47,8 +51,14 @@ pub enum InstallError {
         log: &'static str,
         port: u16,
     },
-    #[error("{host}: the running agent has sha256 {got}, expected {want}; it was not replaced — run `ferry agent upgrade`")]
-    Mismatch { host: String, want: String, got: String },
+    #[error(
+        "{host}: the running agent has sha256 {got}, expected {want}; it was not replaced — run `ferry agent upgrade`"
+    )]
+    Mismatch {
+        host: String,
+        want: String,
+        got: String,
+    },
 }
 
 impl InstallError {
@@ -96,15 +106,28 @@ async fn probe(s: &SshSession) -> Result<Probe, SshError> {
         .trim()
         .to_string();
     // sd_booted(3): systemd is PID 1 iff this directory exists.
-    let systemd = s.run(&["test", "-d", "/run/systemd/system"], None).await?.code == Some(0);
+    let systemd = s
+        .run(&["test", "-d", "/run/systemd/system"], None)
+        .await?
+        .code
+        == Some(0);
     let sha = s.run_privileged(&["sha256sum", layout::AGENT_BIN]).await?;
     let remote_sha = (sha.code == Some(0))
-        .then(|| String::from_utf8_lossy(&sha.stdout).split_whitespace().next().map(str::to_string))
+        .then(|| {
+            String::from_utf8_lossy(&sha.stdout)
+                .split_whitespace()
+                .next()
+                .map(str::to_string)
+        })
         .flatten();
     Ok(Probe {
         hostname,
         arch: ferry_shared::facts::kube_arch(&machine).to_string(),
-        supervisor: if systemd { Supervisor::Systemd } else { Supervisor::Daemon },
+        supervisor: if systemd {
+            Supervisor::Systemd
+        } else {
+            Supervisor::Daemon
+        },
         remote_sha,
     })
 }
@@ -115,7 +138,10 @@ pub async fn install_host(job: HostJob, ctx: Arc<InstallCtx>) -> Result<NodeReco
     let r = &ctx.reporter;
     r.emit(r.event(&host, Phase::Connect, EventKind::Started));
     let session = SshSession::connect(&job.target, &ctx.ssh).await?;
-    r.emit(r.event(&host, Phase::Connect, EventKind::Finished).message(format!("as {}", job.target.user)));
+    r.emit(
+        r.event(&host, Phase::Connect, EventKind::Finished)
+            .message(format!("as {}", job.target.user)),
+    );
     if !session.is_root() {
         r.emit(r.event(&host, Phase::Sudo, EventKind::Started));
         session.check_sudo().await?;
@@ -126,7 +152,12 @@ pub async fn install_host(job: HostJob, ctx: Arc<InstallCtx>) -> Result<NodeReco
     result
 }
 
-async fn install_on(s: &SshSession, job: &HostJob, ctx: &InstallCtx, host: &str) -> Result<NodeRecord, InstallError> {
+async fn install_on(
+    s: &SshSession,
+    job: &HostJob,
+    ctx: &InstallCtx,
+    host: &str,
+) -> Result<NodeRecord, InstallError> {
     let r = &ctx.reporter;
     let p = probe(s).await?;
     if p.arch != ctx.agent.arch {
@@ -162,7 +193,10 @@ async fn install_on(s: &SshSession, job: &HostJob, ctx: &InstallCtx, host: &str)
                     .counter("uploaded_bytes", 0)
                     .counter("skipped", 1),
             );
-            r.emit(r.event(host, Phase::Ready, EventKind::Finished).message(format!("agent {} ready", facts.agent_version)));
+            r.emit(
+                r.event(host, Phase::Ready, EventKind::Finished)
+                    .message(format!("agent {} ready", facts.agent_version)),
+            );
             return Ok(NodeRecord {
                 agent_version: facts.agent_version,
                 ..record
@@ -170,16 +204,32 @@ async fn install_on(s: &SshSession, job: &HostJob, ctx: &InstallCtx, host: &str)
         }
     }
     r.emit(r.event(host, Phase::Upload, EventKind::Started));
-    s.run_privileged_ok(&["mkdir", "-p", "-m", "0700", layout::AGENT_DIR, layout::TLS_DIR]).await?;
+    s.run_privileged_ok(&[
+        "mkdir",
+        "-p",
+        "-m",
+        "0700",
+        layout::AGENT_DIR,
+        layout::TLS_DIR,
+    ])
+    .await?;
     let mut sent = 0u64;
     if !binary_current || ctx.force {
-        sent += s.upload_file(&ctx.agent.path, layout::AGENT_BIN, 0o755).await?;
+        sent += s
+            .upload_file(&ctx.agent.path, layout::AGENT_BIN, 0o755)
+            .await?;
     }
     let dns: Vec<String> = valid_dns_name(&p.hostname).into_iter().collect();
     let leaf = ctx
         .pki
         .ca
-        .issue_agent(&node_name, &[ip], &dns, OffsetDateTime::now_utc(), ferry_shared::pki::agent_ca::DEFAULT_VALIDITY)
+        .issue_agent(
+            &node_name,
+            &[ip],
+            &dns,
+            OffsetDateTime::now_utc(),
+            ferry_shared::pki::agent_ca::DEFAULT_VALIDITY,
+        )
         .map_err(|source| InstallError::Pki {
             host: host.to_string(),
             source,
@@ -190,16 +240,25 @@ async fn install_on(s: &SshSession, job: &HostJob, ctx: &InstallCtx, host: &str)
         ("agent.key", leaf.key_pem.expose().as_bytes(), 0o600),
     ];
     for (name, data, mode) in tls_files {
-        s.upload_bytes(data, &format!("{}/{name}", layout::TLS_DIR), mode).await?;
+        s.upload_bytes(data, &format!("{}/{name}", layout::TLS_DIR), mode)
+            .await?;
         sent += data.len() as u64;
     }
     if p.supervisor == Supervisor::Systemd {
         let unit = layout::render_unit(ctx.port, &node_name);
-        s.upload_bytes(unit.as_bytes(), layout::UNIT_PATH, 0o644).await?;
+        s.upload_bytes(unit.as_bytes(), layout::UNIT_PATH, 0o644)
+            .await?;
         sent += unit.len() as u64;
     }
-    r.emit(r.event(host, Phase::Upload, EventKind::Finished).counter("uploaded_bytes", sent).counter("skipped", 0));
-    r.emit(r.event(host, Phase::Start, EventKind::Started).message(p.supervisor.as_str()));
+    r.emit(
+        r.event(host, Phase::Upload, EventKind::Finished)
+            .counter("uploaded_bytes", sent)
+            .counter("skipped", 0),
+    );
+    r.emit(
+        r.event(host, Phase::Start, EventKind::Started)
+            .message(p.supervisor.as_str()),
+    );
     for argv in layout::start_commands(p.supervisor, ctx.port, &node_name) {
         let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
         s.run_privileged_ok(&argv).await?;
@@ -214,14 +273,21 @@ async fn install_on(s: &SshSession, job: &HostJob, ctx: &InstallCtx, host: &str)
             got: facts.agent_sha256,
         });
     }
-    r.emit(r.event(host, Phase::Ready, EventKind::Finished).message(format!("agent {} ready", facts.agent_version)));
+    r.emit(
+        r.event(host, Phase::Ready, EventKind::Finished)
+            .message(format!("agent {} ready", facts.agent_version)),
+    );
     Ok(NodeRecord {
         agent_version: facts.agent_version,
         ..record
     })
 }
 
-async fn facts_once(ip: IpAddr, ctx: &InstallCtx, timeout: Duration) -> Result<ferry_shared::Facts, crate::client::ClientError> {
+async fn facts_once(
+    ip: IpAddr,
+    ctx: &InstallCtx,
+    timeout: Duration,
+) -> Result<ferry_shared::Facts, crate::client::ClientError> {
     let c = AgentClient::connect(ip, ctx.port, &ctx.tls, timeout).await?;
     c.facts().await
 }
@@ -260,9 +326,20 @@ async fn wait_ready(
 async fn log_tail(s: &SshSession, sup: Supervisor) -> String {
     let out = match sup {
         Supervisor::Systemd => {
-            s.run_privileged(&["journalctl", "-u", layout::UNIT_NAME, "-n", "20", "--no-pager"]).await
+            s.run_privileged(&[
+                "journalctl",
+                "-u",
+                layout::UNIT_NAME,
+                "-n",
+                "20",
+                "--no-pager",
+            ])
+            .await
         }
-        Supervisor::Daemon => s.run_privileged(&["tail", "-n", "20", layout::LOGFILE]).await,
+        Supervisor::Daemon => {
+            s.run_privileged(&["tail", "-n", "20", layout::LOGFILE])
+                .await
+        }
     };
     match out {
         Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),

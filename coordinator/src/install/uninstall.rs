@@ -2,13 +2,17 @@
 
 use ferry_shared::{EventKind, Phase};
 
-use super::layout;
 use super::InstallError;
+use super::layout;
 use crate::output::Reporter;
 use crate::ssh::{SshOptions, SshSession, SshTarget};
 
 /// Stops the agent (systemd unit or daemon) and removes its files.
-pub async fn uninstall_host(target: SshTarget, ssh: SshOptions, r: Reporter) -> Result<(), InstallError> {
+pub async fn uninstall_host(
+    target: SshTarget,
+    ssh: SshOptions,
+    r: Reporter,
+) -> Result<(), InstallError> {
     let host = target.addr.to_string();
     r.emit(r.event(&host, Phase::Connect, EventKind::Started));
     let s = SshSession::connect(&target, &ssh).await?;
@@ -20,23 +24,34 @@ pub async fn uninstall_host(target: SshTarget, ssh: SshOptions, r: Reporter) -> 
     let result = remove(&s).await;
     s.close().await;
     result?;
-    r.emit(r.event(&host, Phase::Uninstall, EventKind::Finished).message(format!("removed {}", layout::AGENT_DIR)));
+    r.emit(
+        r.event(&host, Phase::Uninstall, EventKind::Finished)
+            .message(format!("removed {}", layout::AGENT_DIR)),
+    );
     Ok(())
 }
 
 async fn remove(s: &SshSession) -> Result<(), InstallError> {
     if s.run(&["test", "-f", layout::UNIT_PATH], None).await?.code == Some(0) {
-        s.run_privileged_ok(&["systemctl", "disable", "--now", layout::UNIT_NAME]).await?;
-        s.run_privileged_ok(&["rm", "-f", layout::UNIT_PATH]).await?;
+        s.run_privileged_ok(&["systemctl", "disable", "--now", layout::UNIT_NAME])
+            .await?;
+        s.run_privileged_ok(&["rm", "-f", layout::UNIT_PATH])
+            .await?;
         s.run_privileged_ok(&["systemctl", "daemon-reload"]).await?;
     }
-    if s.run_privileged(&["test", "-x", layout::AGENT_BIN]).await?.code == Some(0) {
+    if s.run_privileged(&["test", "-x", layout::AGENT_BIN])
+        .await?
+        .code
+        == Some(0)
+    {
         let stop = layout::stop_daemon_command();
         let stop: Vec<&str> = stop.iter().map(String::as_str).collect();
         s.run_privileged_ok(&stop).await?;
     }
-    s.run_privileged_ok(&["rm", "-rf", layout::AGENT_DIR]).await?;
+    s.run_privileged_ok(&["rm", "-rf", layout::AGENT_DIR])
+        .await?;
     // Leave /var/lib/ferry if other ferry data lives there.
-    s.run_privileged(&["rmdir", "--ignore-fail-on-non-empty", "/var/lib/ferry"]).await?;
+    s.run_privileged(&["rmdir", "--ignore-fail-on-non-empty", "/var/lib/ferry"])
+        .await?;
     Ok(())
 }

@@ -80,17 +80,29 @@ impl Human {
         if ev.phase == Phase::Facts && ev.kind == EventKind::Finished {
             return;
         }
-        let node = if ev.node.is_empty() { "-" } else { ev.node.as_str() };
+        let node = if ev.node.is_empty() {
+            "-"
+        } else {
+            ev.node.as_str()
+        };
         if ev.kind == EventKind::Log {
             if let Some(stream) = ev.stream {
-                let mark = if stream == OutputStream::Stderr { " (stderr)" } else { "" };
+                let mark = if stream == OutputStream::Stderr {
+                    " (stderr)"
+                } else {
+                    ""
+                };
                 self.println(&format!("[{node}]{mark} {}", ev.message));
             } else {
                 self.status_line(&format!("{node:>18}  {}: {}", ev.phase, ev.message));
             }
             return;
         }
-        let counters: Vec<String> = ev.counters.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let counters: Vec<String> = ev
+            .counters
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         let mut msg = format!("{} {}", ev.phase, ev.kind);
         if !ev.message.is_empty() {
             msg.push_str(": ");
@@ -102,7 +114,10 @@ impl Human {
         match self.bar(node) {
             Some(pb) => {
                 if ev.kind == EventKind::Failed {
-                    let _ = self.bars.as_ref().map(|m| m.println(format!("{node:>18}  {msg}")));
+                    let _ = self
+                        .bars
+                        .as_ref()
+                        .map(|m| m.println(format!("{node:>18}  {msg}")));
                 }
                 pb.set_message(msg);
             }

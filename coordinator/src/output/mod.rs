@@ -67,7 +67,14 @@ impl Reporter {
 
     /// A coordinator event about `node` (empty = cluster-wide).
     pub fn event(&self, node: &str, phase: Phase, kind: EventKind) -> Event {
-        Event::new(Source::Coordinator, now_ms(), node, self.op.clone(), phase, kind)
+        Event::new(
+            Source::Coordinator,
+            now_ms(),
+            node,
+            self.op.clone(),
+            phase,
+            kind,
+        )
     }
 
     pub fn emit(&self, ev: Event) {

@@ -7,7 +7,7 @@ use std::path::Path;
 use ferry_shared::HostAddr;
 use serde::{Deserialize, Serialize};
 
-use super::files::{read_to_string, write_atomic, StateError};
+use super::files::{StateError, read_to_string, write_atomic};
 
 pub const INVENTORY_VERSION: u32 = 1;
 
@@ -62,7 +62,10 @@ impl Inventory {
         if inv.version != INVENTORY_VERSION {
             return Err(StateError::Corrupt {
                 path: path.to_path_buf(),
-                reason: format!("inventory version {} is not supported (want {INVENTORY_VERSION})", inv.version),
+                reason: format!(
+                    "inventory version {} is not supported (want {INVENTORY_VERSION})",
+                    inv.version
+                ),
             });
         }
         Ok(inv)
@@ -140,7 +143,10 @@ mod tests {
         assert_eq!(back.nodes.len(), 2);
         assert_eq!(back.nodes[0].addr.to_string(), "10.0.0.2");
         assert_eq!(back.select(&["master".into()], &[]).len(), 1);
-        assert_eq!(back.select(&[], &["10.0.0.3:2222".parse().unwrap()]).len(), 1);
+        assert_eq!(
+            back.select(&[], &["10.0.0.3:2222".parse().unwrap()]).len(),
+            1
+        );
         assert_eq!(back.select(&[], &[]).len(), 2);
     }
 

@@ -9,7 +9,7 @@ mod files;
 mod inventory;
 mod pki;
 
-pub use files::{write_atomic, StateError};
+pub use files::{StateError, write_atomic};
 pub use inventory::{Inventory, NodeRecord};
 pub use pki::AgentPki;
 

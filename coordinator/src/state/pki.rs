@@ -2,11 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
-use ferry_shared::pki::{AgentCa, Issued, agent_ca::DEFAULT_VALIDITY};
 use ferry_shared::Secret;
+use ferry_shared::pki::{AgentCa, Issued, agent_ca::DEFAULT_VALIDITY};
 use time::OffsetDateTime;
 
-use super::files::{ensure_private_dir, read_to_string, write_atomic, StateError};
+use super::files::{StateError, ensure_private_dir, read_to_string, write_atomic};
 
 const CA_CERT: &str = "agent-ca.crt";
 const CA_KEY: &str = "agent-ca.key";
@@ -47,7 +47,9 @@ impl AgentPki {
                 key_pem: Secret::new(read_to_string(&dir.join(CLIENT_KEY))?),
             }
         } else {
-            let c = ca.issue_coordinator(now, DEFAULT_VALIDITY).map_err(pki_err)?;
+            let c = ca
+                .issue_coordinator(now, DEFAULT_VALIDITY)
+                .map_err(pki_err)?;
             write_atomic(&dir.join(CLIENT_KEY), c.key_pem.expose().as_bytes(), 0o600)?;
             write_atomic(&client_cert, c.cert_pem.as_bytes(), 0o644)?;
             c

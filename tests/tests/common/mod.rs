@@ -2,7 +2,7 @@
 //! running `ferry` in the bastion namespace with a private HOME, and reading
 //! its JSON events.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // test code
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -18,7 +18,11 @@ pub fn ferry_bin() -> PathBuf {
     // target/debug/deps/<test> -> target/debug/ferry
     let exe = std::env::current_exe().unwrap();
     let p = exe.parent().unwrap().parent().unwrap().join("ferry");
-    assert!(p.is_file(), "ferry binary not found at {}; run `cargo build -p ferry-coordinator` or set FERRY_BIN", p.display());
+    assert!(
+        p.is_file(),
+        "ferry binary not found at {}; run `cargo build -p ferry-coordinator` or set FERRY_BIN",
+        p.display()
+    );
     p
 }
 
@@ -30,7 +34,11 @@ pub fn agent_bin() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let target = exe.ancestors().nth(3).unwrap();
     let p = target.join("x86_64-unknown-linux-musl/agent/ferry-agent");
-    assert!(p.is_file(), "static agent not found at {}; run `bash packaging/build-agent.sh` or set FERRY_AGENT_BIN", p.display());
+    assert!(
+        p.is_file(),
+        "static agent not found at {}; run `bash packaging/build-agent.sh` or set FERRY_AGENT_BIN",
+        p.display()
+    );
     p
 }
 
@@ -42,7 +50,10 @@ pub struct Bastion {
 
 impl Bastion {
     pub fn new(tb: &Testbed) -> Self {
-        Self { netns: tb.bastion_netns().to_string(), home: tempfile::tempdir().unwrap() }
+        Self {
+            netns: tb.bastion_netns().to_string(),
+            home: tempfile::tempdir().unwrap(),
+        }
     }
 
     pub fn home(&self) -> &Path {
@@ -88,7 +99,10 @@ impl Bastion {
 pub fn json_lines(stdout: &[u8]) -> Vec<Value> {
     String::from_utf8_lossy(stdout)
         .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .map(|l| {
+            serde_json::from_str::<Value>(l)
+                .unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}"))
+        })
         .collect()
 }
 
