@@ -27,6 +27,9 @@ use crate::state::{AgentPki, NodeRecord};
 pub enum InstallError {
     #[error(transparent)]
     Ssh(#[from] SshError),
+    /// A remote command of a specific install step failed.
+    #[error("{phase} step failed: {source}")]
+    Step { phase: Phase, source: SshError },
     #[error(
         "{host}: node arch is {node}, but the agent binary is {agent}; pass --agent-bin with a {node} build"
     )]
@@ -65,6 +68,7 @@ impl InstallError {
     pub fn phase(&self) -> Phase {
         match self {
             InstallError::Ssh(e) => e.phase(),
+            InstallError::Step { phase, .. } => *phase,
             InstallError::ArchMismatch { .. } => Phase::Connect,
             InstallError::Pki { .. } => Phase::Upload,
             InstallError::NotReady { .. } | InstallError::Mismatch { .. } => Phase::Ready,
@@ -261,7 +265,12 @@ async fn install_on(
     );
     for argv in layout::start_commands(p.supervisor, ctx.port, &node_name) {
         let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-        s.run_privileged_ok(&argv).await?;
+        s.run_privileged_ok(&argv)
+            .await
+            .map_err(|source| InstallError::Step {
+                phase: Phase::Start,
+                source,
+            })?;
     }
     r.emit(r.event(host, Phase::Start, EventKind::Finished));
     r.emit(r.event(host, Phase::Ready, EventKind::Started));
