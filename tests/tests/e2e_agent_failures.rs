@@ -227,3 +227,85 @@ fn killing_ferry_exec_kills_the_remote_process_group() {
         "remote process groups survived the coordinator"
     );
 }
+
+#[test]
+fn an_agent_that_cannot_start_is_reported_with_its_log() {
+    let tb = testbed(2);
+    let b = Bastion::new(&tb);
+    // Something else already listens on the agent port of node0.
+    tb.exec(
+        0,
+        &[
+            "sh",
+            "-c",
+            "setsid python3 -m http.server 7443 >/dev/null 2>&1 < /dev/null &",
+        ],
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    assert!(ferry_tests::poll_until(deadline, || {
+        let o = tb
+            .exec(
+                0,
+                &[
+                    "sh",
+                    "-c",
+                    "cat /proc/net/tcp | grep -ci ':1D13 00000000:0000 0A'",
+                ],
+            )
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).trim() != "0"
+    }));
+    let nodes = format!("{},{}", ip(&tb, 0), ip(&tb, 1));
+    let (out, ev) = b.ferry_json(&[
+        "agent",
+        "install",
+        "--nodes",
+        &nodes,
+        "-p",
+        tb.password("root").unwrap(),
+        "--ready-timeout",
+        "4",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let f = failure(&ev, &ip(&tb, 0));
+    assert_eq!(f["phase"], "ready");
+    let m = f["message"].as_str().unwrap();
+    assert!(m.contains("did not answer") && m.contains("7443"), "{m}");
+    assert!(
+        m.to_lowercase().contains("address"),
+        "log tail shows the bind error: {m}"
+    );
+    assert_eq!(find(&ev, &ip(&tb, 1), "ready", "finished").len(), 1);
+}
+
+#[test]
+fn exec_carries_on_when_a_node_is_down() {
+    let mut tb = testbed(3);
+    let b = Bastion::new(&tb);
+    let all = format!("{},{},{}", ip(&tb, 0), ip(&tb, 1), ip(&tb, 2));
+    assert!(
+        b.ferry(&[
+            "agent",
+            "install",
+            "--nodes",
+            &all,
+            "-p",
+            tb.password("root").unwrap()
+        ])
+        .status
+        .success()
+    );
+    tb.kill_node(1).unwrap();
+    let out = b.ferry(&["exec", "--", "hostname"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(text.contains(&format!("[{}] node1", ip(&tb, 0))), "{text}");
+    assert!(text.contains(&format!("[{}] node3", ip(&tb, 2))), "{text}");
+    assert!(text.contains("2 of 3 nodes ok"), "{text}");
+    let down = text
+        .lines()
+        .find(|l| l.contains(&ip(&tb, 1)) && l.contains("FAILED"))
+        .unwrap();
+    assert!(down.contains("cannot reach the agent"), "{down}");
+}
