@@ -29,10 +29,13 @@ pub enum Phase {
     Uninstall,
     /// The agent process itself (start, shutdown).
     Agent,
+    /// The VIP load balancer on a node: desired state, health-driven
+    /// membership changes, rule programming.
+    LoadBalancer,
 }
 
 impl Phase {
-    pub const ALL: [Phase; 10] = [
+    pub const ALL: [Phase; 11] = [
         Phase::Connect,
         Phase::Authenticate,
         Phase::Sudo,
@@ -43,6 +46,7 @@ impl Phase {
         Phase::Exec,
         Phase::Uninstall,
         Phase::Agent,
+        Phase::LoadBalancer,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -57,6 +61,7 @@ impl Phase {
             Phase::Exec => "exec",
             Phase::Uninstall => "uninstall",
             Phase::Agent => "agent",
+            Phase::LoadBalancer => "load-balancer",
         }
     }
 }
