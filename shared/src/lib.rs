@@ -11,6 +11,7 @@ pub mod lb;
 pub mod phase;
 pub mod pki;
 pub mod secret;
+pub mod template;
 
 pub use event::{Event, EventKind, OutputStream, Source};
 pub use exec::{ExecSpec, ExitOutcome, Program};

@@ -1,0 +1,75 @@
+//! `toYaml` / `toJson` (sealos' funcmap: YAML through JSON like
+//! `sigs.k8s.io/yaml`, trailing newline trimmed; errors give "").
+
+use std::collections::HashMap;
+
+use gtmpl_ng::{FuncError, Value};
+
+use super::exactly;
+
+/// Converts a template value to JSON: maps sorted by key, missing → null.
+fn value_to_json(v: &Value) -> serde_json::Value {
+    match v {
+        Value::NoValue | Value::Nil | Value::Function(_) => serde_json::Value::Null,
+        Value::Bool(b) => serde_json::Value::Bool(*b),
+        Value::String(s) => serde_json::Value::String(s.clone()),
+        Value::Object(m) | Value::Map(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            serde_json::Value::Object(
+                keys.into_iter()
+                    .map(|k| (k.clone(), value_to_json(&m[k])))
+                    .collect(),
+            )
+        }
+        Value::Array(a) => serde_json::Value::Array(a.iter().map(value_to_json).collect()),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                serde_json::Value::from(i)
+            } else if let Some(u) = n.as_u64() {
+                serde_json::Value::from(u)
+            } else {
+                n.as_f64()
+                    .and_then(serde_json::Number::from_f64)
+                    .map_or(serde_json::Value::Null, serde_json::Value::Number)
+            }
+        }
+    }
+}
+
+/// Converts JSON (e.g. sealctl `.Values`) into a template value.
+pub(crate) fn json_to_value(v: &serde_json::Value) -> Value {
+    match v {
+        serde_json::Value::Null => Value::Nil,
+        serde_json::Value::Bool(b) => Value::Bool(*b),
+        serde_json::Value::Number(n) => n
+            .as_i64()
+            .map(Value::from)
+            .or_else(|| n.as_u64().map(Value::from))
+            .or_else(|| n.as_f64().map(Value::from))
+            .unwrap_or(Value::Nil),
+        serde_json::Value::String(s) => Value::String(s.clone()),
+        serde_json::Value::Array(a) => Value::Array(a.iter().map(json_to_value).collect()),
+        serde_json::Value::Object(m) => Value::Map(
+            m.iter()
+                .map(|(k, v)| (k.clone(), json_to_value(v)))
+                .collect::<HashMap<_, _>>(),
+        ),
+    }
+}
+
+pub(super) fn to_yaml(args: &[Value]) -> Result<Value, FuncError> {
+    exactly("toYaml", args, 1)?;
+    let json = value_to_json(&args[0]);
+    let text = serde_yaml_ng::to_string(&json).unwrap_or_default();
+    Ok(Value::String(
+        text.strip_suffix('\n').unwrap_or(&text).to_owned(),
+    ))
+}
+
+pub(super) fn to_json(args: &[Value]) -> Result<Value, FuncError> {
+    exactly("toJson", args, 1)?;
+    Ok(Value::String(
+        serde_json::to_string(&value_to_json(&args[0])).unwrap_or_default(),
+    ))
+}

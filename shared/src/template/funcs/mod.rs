@@ -1,0 +1,127 @@
+//! The sprig/sealos functions registered on every template, with sprig's
+//! argument order (the piped value comes last).
+
+mod encode;
+mod lists;
+mod net;
+mod semver_cmp;
+mod strings;
+
+use gtmpl_ng::{Func, FuncError, Number, Value};
+
+pub(super) use encode::json_to_value;
+
+pub(super) static FUNCS: &[(&str, Func)] = &[
+    ("default", lists::default as Func),
+    ("empty", lists::empty),
+    ("coalesce", lists::coalesce),
+    ("ternary", lists::ternary),
+    ("list", lists::list),
+    ("dict", lists::dict),
+    ("join", lists::join),
+    ("split", lists::split),
+    ("splitList", lists::split_list),
+    ("cat", lists::cat),
+    ("quote", strings::quote),
+    ("squote", strings::squote),
+    ("upper", strings::upper),
+    ("lower", strings::lower),
+    ("trim", strings::trim),
+    ("trimAll", strings::trim_all),
+    ("trimPrefix", strings::trim_prefix),
+    ("trimSuffix", strings::trim_suffix),
+    ("contains", strings::contains),
+    ("hasPrefix", strings::has_prefix),
+    ("hasSuffix", strings::has_suffix),
+    ("replace", strings::replace),
+    ("repeat", strings::repeat),
+    ("toString", strings::to_string),
+    ("b64enc", strings::b64enc),
+    ("b64dec", strings::b64dec),
+    ("indent", strings::indent),
+    ("nindent", strings::nindent),
+    ("toYaml", encode::to_yaml),
+    ("toJson", encode::to_json),
+    ("semverCompare", semver_cmp::semver_compare),
+    ("ipNet", net::ip_net),
+    ("ipAt", net::ip_at),
+];
+
+fn generic(msg: impl Into<String>) -> FuncError {
+    FuncError::Generic(msg.into())
+}
+
+fn exactly(name: &str, args: &[Value], n: usize) -> Result<(), FuncError> {
+    if args.len() == n {
+        Ok(())
+    } else {
+        Err(generic(format!(
+            "wrong number of args for {name}: want {n} got {}",
+            args.len()
+        )))
+    }
+}
+
+/// A string parameter, as Go's reflection-based call checks it: a missing
+/// value is `invalid value; expected string`, another type is a type error.
+fn str_arg<'a>(name: &str, args: &'a [Value], i: usize) -> Result<&'a str, FuncError> {
+    match args.get(i) {
+        Some(Value::String(s)) => Ok(s),
+        Some(Value::NoValue) | Some(Value::Nil) | None => Err(generic(format!(
+            "error calling {name}: invalid value; expected string"
+        ))),
+        Some(other) => Err(generic(format!(
+            "error calling {name}: wrong type for value; expected string; got {}",
+            type_name(other)
+        ))),
+    }
+}
+
+fn int_arg(name: &str, args: &[Value], i: usize) -> Result<i64, FuncError> {
+    match args.get(i) {
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .ok_or_else(|| generic(format!("error calling {name}: expected int"))),
+        _ => Err(generic(format!(
+            "error calling {name}: invalid value; expected int"
+        ))),
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::NoValue | Value::Nil => "<nil>",
+        Value::Bool(_) => "bool",
+        Value::String(_) => "string",
+        Value::Object(_) | Value::Map(_) => "map[string]interface {}",
+        Value::Array(_) => "[]interface {}",
+        Value::Function(_) => "func",
+        Value::Number(_) => "int",
+    }
+}
+
+/// sprig's `strval`: strings as is, nil as empty, others as `%v`.
+fn strval(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::NoValue | Value::Nil => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// sprig's `empty`: nil, "", false, 0, and empty collections.
+fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::NoValue | Value::Nil => true,
+        Value::Bool(b) => !b,
+        Value::String(s) => s.is_empty(),
+        Value::Object(m) | Value::Map(m) => m.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Function(_) => false,
+        Value::Number(n) => number_is_zero(n),
+    }
+}
+
+fn number_is_zero(n: &Number) -> bool {
+    n.as_f64().is_some_and(|f| f == 0.0)
+}
