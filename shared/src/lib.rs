@@ -7,6 +7,7 @@ pub mod event;
 pub mod exec;
 pub mod facts;
 pub mod hosts;
+pub mod image;
 pub mod lb;
 pub mod phase;
 pub mod pki;
