@@ -3,6 +3,7 @@
 //! Invariant: no network, no process spawning, no filesystem access. Callers
 //! hand in bytes and get bytes back; the coordinator and agent do the IO.
 
+pub mod clusterfile;
 pub mod event;
 pub mod exec;
 pub mod facts;
