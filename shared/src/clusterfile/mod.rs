@@ -85,9 +85,8 @@ impl Clusterfile {
     pub fn parse(text: &str) -> Result<Self, ClusterfileError> {
         let mut cluster = None;
         let mut docs = Vec::new();
-        let mut index = 0;
-        for de in serde_yaml_ng::Deserializer::from_str(text) {
-            index += 1;
+        for (i, de) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+            let index = i + 1;
             let value = Value::deserialize(de)
                 .map_err(|source| ClusterfileError::Yaml { doc: index, source })?;
             if value.is_null() {
