@@ -5,6 +5,7 @@ pub mod cli;
 pub mod client;
 pub mod commands;
 pub mod fanout;
+pub mod image;
 pub mod install;
 pub mod output;
 pub mod ssh;

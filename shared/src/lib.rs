@@ -4,6 +4,7 @@
 //! hand in bytes and get bytes back; the coordinator and agent do the IO.
 
 pub mod clusterfile;
+pub mod config_doc;
 pub mod event;
 pub mod exec;
 pub mod facts;
