@@ -2,5 +2,7 @@
 //! out; the coordinator decides where files go (private keys 0600).
 
 pub mod agent_ca;
+#[cfg(feature = "kube-pki")]
+pub mod kube;
 
 pub use agent_ca::{AgentCa, Issued, PkiError};
