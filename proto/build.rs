@@ -1,6 +1,9 @@
 //! Generates the tonic/prost code with protox: pure Rust, no system `protoc`.
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/ferry/agent/v1/agent.proto"];
+    let protos = [
+        "proto/ferry/agent/v1/agent.proto",
+        "proto/ferry/transfer/v1/transfer.proto",
+    ];
     for p in protos {
         println!("cargo:rerun-if-changed={p}");
     }

@@ -20,6 +20,7 @@ pub mod server;
 pub mod service;
 pub mod supervise;
 pub mod tls;
+pub mod transfer;
 
 pub use daemon::{DaemonError, DaemonOptions, StopOutcome, daemon, stop};
 pub use events::EventBus;

@@ -42,6 +42,8 @@ pub struct ServeConfig {
     pub heartbeat: Duration,
     pub exec_limit: usize,
     pub shutdown_grace: Duration,
+    /// Chunk cache of the transfer service.
+    pub transfer: crate::transfer::TransferConfig,
 }
 
 impl ServeConfig {
@@ -54,6 +56,7 @@ impl ServeConfig {
             heartbeat: DEFAULT_HEARTBEAT,
             exec_limit: DEFAULT_EXEC_LIMIT,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            transfer: crate::transfer::TransferConfig::default(),
         }
     }
 }
@@ -105,7 +108,13 @@ pub async fn serve(
         .map_err(transport)?
         .http2_keepalive_interval(Some(HTTP2_KEEPALIVE))
         .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE))
-        .add_service(svc);
+        .add_service(svc)
+        .add_service(
+            ferry_proto::transfer_pb::transfer_server::TransferServer::new(
+                crate::transfer::TransferService::new(&config.transfer, events.clone()),
+            )
+            .max_decoding_message_size(crate::transfer::service::MAX_MESSAGE),
+        );
     let incoming = TcpIncoming::from(listener)
         .with_nodelay(Some(true))
         .with_keepalive(Some(TCP_KEEPALIVE))

@@ -15,4 +15,18 @@ pub mod agent {
     }
 }
 
+#[allow(
+    clippy::all,
+    clippy::pedantic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs
+)]
+pub mod transfer {
+    pub mod v1 {
+        tonic::include_proto!("ferry.transfer.v1");
+    }
+}
+
 pub use agent::v1 as pb;
+pub use transfer::v1 as transfer_pb;

@@ -15,6 +15,7 @@ pub mod phase;
 pub mod pki;
 pub mod secret;
 pub mod template;
+pub mod transfer;
 
 pub use event::{Event, EventKind, OutputStream, Source};
 pub use exec::{ExecSpec, ExitOutcome, Program};

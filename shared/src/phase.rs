@@ -32,10 +32,12 @@ pub enum Phase {
     /// The VIP load balancer on a node: desired state, health-driven
     /// membership changes, rule programming.
     LoadBalancer,
+    /// Copying a tree to a node (`ferry scp`, rootfs distribution).
+    Transfer,
 }
 
 impl Phase {
-    pub const ALL: [Phase; 11] = [
+    pub const ALL: [Phase; 12] = [
         Phase::Connect,
         Phase::Authenticate,
         Phase::Sudo,
@@ -47,6 +49,7 @@ impl Phase {
         Phase::Uninstall,
         Phase::Agent,
         Phase::LoadBalancer,
+        Phase::Transfer,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -61,6 +64,7 @@ impl Phase {
             Phase::Exec => "exec",
             Phase::Uninstall => "uninstall",
             Phase::Agent => "agent",
+            Phase::Transfer => "transfer",
             Phase::LoadBalancer => "load-balancer",
         }
     }

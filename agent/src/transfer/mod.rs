@@ -1,0 +1,132 @@
+//! The agent side of the distribution engine (`ferry.transfer.v1`):
+//! plans against what the destination and the chunk cache already hold,
+//! receives verified chunks into the bounded cache, and commits manifests
+//! atomically per file. See `proto/ferry/transfer/v1/transfer.proto`.
+
+pub mod apply;
+pub mod cache;
+pub mod convert;
+pub mod plan;
+pub mod scan;
+pub mod service;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ferry_shared::transfer::{DestRoot, Manifest, ManifestError, TreeDiff};
+
+pub use cache::ChunkCache;
+pub use service::TransferService;
+
+/// Default chunk cache location on nodes.
+pub const DEFAULT_CACHE_DIR: &str = "/var/lib/ferry/cache";
+/// Default cache bound.
+pub const DEFAULT_CACHE_MAX_BYTES: u64 = 2 << 30;
+/// Planned transfers kept at once; the oldest is dropped beyond this.
+pub const MAX_SESSIONS: usize = 32;
+/// A planned transfer not committed within this time is dropped.
+pub const SESSION_TTL: Duration = Duration::from_secs(3600);
+
+#[derive(Debug, Clone)]
+pub struct TransferConfig {
+    pub cache_dir: PathBuf,
+    pub cache_max_bytes: u64,
+}
+
+impl Default for TransferConfig {
+    fn default() -> Self {
+        Self {
+            cache_dir: PathBuf::from(DEFAULT_CACHE_DIR),
+            cache_max_bytes: DEFAULT_CACHE_MAX_BYTES,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("destination {0} exists and is not a directory")]
+    NotADirectory(PathBuf),
+    #[error(
+        "cache entry {path} was corrupt (sha256 {hash} mismatch) and was removed; re-run the transfer"
+    )]
+    Corrupt { path: PathBuf, hash: String },
+    #[error(
+        "no planned transfer `{0}` on this node (expired, or the agent restarted); re-run the transfer"
+    )]
+    NoSession(String),
+    #[error("transfer `{id}`: {missing} chunks are still missing; push them before commit")]
+    MissingChunks { id: String, missing: usize },
+    #[error("bad chunk: {0}")]
+    BadChunk(String),
+    #[error("manifest: {0}")]
+    Manifest(#[from] ManifestError),
+    #[error("{0}")]
+    Busy(String),
+    #[error("transfer task failed: {0}")]
+    Task(String),
+}
+
+/// A unique suffix for temp names (process id + counter).
+pub fn unique_suffix() -> String {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}.{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A planned transfer, waiting for its chunks and commit.
+#[derive(Debug)]
+pub struct Session {
+    pub op: String,
+    pub dest: DestRoot,
+    pub manifest: Manifest,
+    pub diff: TreeDiff,
+    pub created: Instant,
+}
+
+/// Sessions by transfer id, bounded and expiring.
+#[derive(Clone, Default)]
+pub struct Sessions {
+    inner: Arc<Mutex<HashMap<String, Arc<Session>>>>,
+}
+
+impl Sessions {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Session>>> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn insert(&self, id: String, s: Session) {
+        let mut map = self.lock();
+        map.retain(|_, v| v.created.elapsed() < SESSION_TTL);
+        while map.len() >= MAX_SESSIONS {
+            let oldest = map
+                .iter()
+                .min_by_key(|(_, v)| v.created)
+                .map(|(k, _)| k.clone());
+            match oldest {
+                Some(k) => map.remove(&k),
+                None => break,
+            };
+        }
+        map.insert(id, Arc::new(s));
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<Session>> {
+        self.lock().get(id).cloned()
+    }
+
+    pub fn remove(&self, id: &str) {
+        self.lock().remove(id);
+    }
+}

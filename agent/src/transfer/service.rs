@@ -1,0 +1,222 @@
+//! The `ferry.transfer.v1.Transfer` gRPC service: protocol glue around
+//! plan / cache / apply. Blocking filesystem work runs on the blocking
+//! pool; every stream is bounded.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use ferry_proto::transfer_pb as pb;
+use ferry_shared::transfer::{ChunkHash, MAX_CHUNK_SIZE, Manifest};
+use ferry_shared::{EventKind, Phase};
+use futures::{Stream, StreamExt};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::apply::apply;
+use super::plan::{plan, still_missing};
+use super::{ChunkCache, Sessions, TransferConfig, TransferError, convert};
+use crate::events::EventBus;
+
+/// Acks buffered per Push stream.
+const ACK_BUFFER: usize = 64;
+/// Largest message accepted (a chunk of MAX_CHUNK_SIZE plus framing).
+pub const MAX_MESSAGE: usize = MAX_CHUNK_SIZE as usize + (64 << 10);
+/// Entries a manifest may hold.
+const MAX_ENTRIES: u64 = 10_000_000;
+
+#[derive(Clone)]
+pub struct TransferService {
+    cache: ChunkCache,
+    sessions: Sessions,
+    events: EventBus,
+    commit_lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl TransferService {
+    pub fn new(config: &TransferConfig, events: EventBus) -> Self {
+        Self {
+            cache: ChunkCache::new(config.cache_dir.clone(), config.cache_max_bytes),
+            sessions: Sessions::default(),
+            events,
+            commit_lock: Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, TransferError> + Send + 'static,
+) -> Result<T, TransferError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| TransferError::Task(e.to_string()))?
+}
+
+fn store_chunk(cache: &ChunkCache, c: pb::Chunk) -> Result<(ChunkHash, u32), TransferError> {
+    let bad = |s: String| TransferError::BadChunk(s);
+    let h = ChunkHash::from_slice(&c.hash).map_err(|e| bad(e.to_string()))?;
+    if c.raw_len > MAX_CHUNK_SIZE {
+        return Err(bad(format!("chunk {h} claims {} bytes", c.raw_len)));
+    }
+    let raw = match pb::ChunkEncoding::try_from(c.encoding) {
+        Ok(pb::ChunkEncoding::Raw) => c.data,
+        Ok(pb::ChunkEncoding::Zstd) => zstd::bulk::decompress(&c.data, c.raw_len as usize)
+            .map_err(|e| bad(format!("chunk {h}: zstd: {e}")))?,
+        Err(_) => return Err(bad(format!("chunk {h}: unknown encoding {}", c.encoding))),
+    };
+    if raw.len() != c.raw_len as usize || ChunkHash::of(&raw) != h {
+        return Err(bad(format!("chunk {h}: content does not match its sha256")));
+    }
+    cache.put(&h, &raw)?;
+    Ok((h, c.raw_len))
+}
+
+type AckStream = Pin<Box<dyn Stream<Item = Result<pb::PushAck, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl pb::transfer_server::Transfer for TransferService {
+    async fn plan(
+        &self,
+        req: Request<Streaming<pb::PlanRequest>>,
+    ) -> Result<Response<pb::PlanReply>, Status> {
+        use pb::plan_request::Msg;
+        let mut stream = req.into_inner();
+        let header = match stream.next().await {
+            Some(Ok(pb::PlanRequest {
+                msg: Some(Msg::Header(h)),
+            })) => h,
+            Some(Err(s)) => return Err(s),
+            _ => return Err(Status::invalid_argument("Plan must start with a header")),
+        };
+        let dest = convert::destination(header.destination)?;
+        if header.entry_count > MAX_ENTRIES {
+            return Err(Status::invalid_argument("manifest has too many entries"));
+        }
+        let mut entries = Vec::new();
+        while let Some(msg) = stream.next().await {
+            match msg?.msg {
+                Some(Msg::Entries(b)) => {
+                    for e in b.entries {
+                        if entries.len() as u64 >= header.entry_count {
+                            return Err(Status::invalid_argument("more entries than announced"));
+                        }
+                        entries.push(convert::entry(e, header.chunk_size)?);
+                    }
+                }
+                _ => return Err(Status::invalid_argument("a second Plan header")),
+            }
+        }
+        if entries.len() as u64 != header.entry_count {
+            return Err(Status::invalid_argument(format!(
+                "manifest ended after {} of {} entries",
+                entries.len(),
+                header.entry_count
+            )));
+        }
+        let manifest = Manifest::new(header.chunk_size, entries)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let op = header.operation_id.clone();
+        let ev = self.events.event(&op, Phase::Transfer, EventKind::Started);
+        self.events
+            .publish(ev.message(format!("planning transfer to {dest}")));
+        let cache = self.cache.clone();
+        let (session, out) = blocking(move || plan(op, dest, manifest, header.prune, &cache))
+            .await
+            .map_err(|e| convert::error(&e))?;
+        self.sessions.insert(header.transfer_id, session);
+        Ok(Response::new(pb::PlanReply {
+            missing: out.missing.iter().map(|h| h.0.to_vec()).collect(),
+            missing_bytes: out.missing_bytes,
+            files_total: out.files_total,
+            files_unchanged: out.files_unchanged,
+            reused_bytes: out.reused_bytes,
+            to_delete: out.to_delete,
+        }))
+    }
+
+    type PushStream = AckStream;
+
+    async fn push(
+        &self,
+        req: Request<Streaming<pb::PushFrame>>,
+    ) -> Result<Response<Self::PushStream>, Status> {
+        use pb::push_frame::Frame;
+        let mut inbound = req.into_inner();
+        let (tx, rx) = mpsc::channel(ACK_BUFFER);
+        let cache = self.cache.clone();
+        tokio::spawn(async move {
+            while let Some(frame) = inbound.next().await {
+                let chunk = match frame {
+                    Ok(pb::PushFrame {
+                        frame: Some(Frame::Chunk(c)),
+                    }) => c,
+                    Ok(_) => continue,
+                    Err(s) => {
+                        let _ = tx.send(Err(s)).await;
+                        return;
+                    }
+                };
+                let cache = cache.clone();
+                let ack = match blocking(move || store_chunk(&cache, chunk)).await {
+                    Ok((h, raw_len)) => Ok(pb::PushAck {
+                        hash: h.0.to_vec(),
+                        raw_len,
+                    }),
+                    Err(e) => Err(convert::error(&e)),
+                };
+                let failed = ack.is_err();
+                if tx.send(ack).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn commit(
+        &self,
+        req: Request<pb::CommitRequest>,
+    ) -> Result<Response<pb::CommitReply>, Status> {
+        let id = req.into_inner().transfer_id;
+        let session = self
+            .sessions
+            .get(&id)
+            .ok_or_else(|| convert::error(&TransferError::NoSession(id.clone())))?;
+        let _guard = self.commit_lock.lock().await;
+        let cache = self.cache.clone();
+        let s = session.clone();
+        let sid = id.clone();
+        let res = blocking(move || {
+            let missing = still_missing(&s, &cache);
+            if missing > 0 {
+                return Err(TransferError::MissingChunks { id: sid, missing });
+            }
+            let root = std::path::PathBuf::from(s.dest.as_str());
+            let applied = apply(&root, &s.manifest, &s.diff, &cache)?;
+            if let Err(e) = cache.trim() {
+                tracing::warn!(error = %e, "trimming the chunk cache failed");
+            }
+            Ok(applied)
+        })
+        .await;
+        let ev = |k| self.events.event(&session.op, Phase::Transfer, k);
+        match res {
+            Ok(a) => {
+                self.sessions.remove(&id);
+                self.events.publish(
+                    ev(EventKind::Finished)
+                        .counter("files_written", a.files_written)
+                        .counter("bytes_written", a.bytes_written)
+                        .counter("deleted", a.deleted)
+                        .message(format!("committed {}", session.dest)),
+                );
+                Ok(Response::new(convert::commit_reply(a)))
+            }
+            Err(e) => {
+                self.events
+                    .publish(ev(EventKind::Failed).message(e.to_string()));
+                Err(convert::error(&e))
+            }
+        }
+    }
+}

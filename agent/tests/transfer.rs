@@ -1,0 +1,255 @@
+//! The transfer service in-process over real mTLS: plan, push, commit,
+//! no-op re-run, local reuse, corruption repair, bad input.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use ferry_proto::transfer_pb as pb;
+use ferry_proto::transfer_pb::transfer_client::TransferClient;
+use ferry_shared::transfer::ChunkHash;
+use tonic::transport::Channel;
+
+const CS: usize = 4096;
+
+fn file(path: &str, data: &[u8], mode: u32) -> pb::Entry {
+    pb::Entry {
+        path: path.into(),
+        kind: pb::EntryKind::File as i32,
+        mode,
+        size: data.len() as u64,
+        chunks: data
+            .chunks(CS)
+            .map(|c| ChunkHash::of(c).0.to_vec())
+            .collect(),
+        mtime_ns: 1_700_000_000_000_000_000,
+        ..Default::default()
+    }
+}
+
+fn dir(path: &str) -> pb::Entry {
+    pb::Entry {
+        path: path.into(),
+        kind: pb::EntryKind::Dir as i32,
+        mode: 0o755,
+        ..Default::default()
+    }
+}
+
+fn link(path: &str, target: &str) -> pb::Entry {
+    pb::Entry {
+        path: path.into(),
+        kind: pb::EntryKind::Symlink as i32,
+        symlink_target: target.into(),
+        ..Default::default()
+    }
+}
+
+async fn client(a: &common::TestAgent) -> TransferClient<Channel> {
+    let tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(a.pki.ca.cert_pem()))
+        .identity(tonic::transport::Identity::from_pem(
+            &a.pki.client.cert_pem,
+            a.pki.client.key_pem.expose(),
+        ))
+        .domain_name("127.0.0.1");
+    let ch = tonic::transport::Endpoint::from_shared(format!("https://{}", a.addr))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    TransferClient::new(ch)
+}
+
+async fn plan(
+    c: &mut TransferClient<Channel>,
+    id: &str,
+    dest: &Path,
+    entries: Vec<pb::Entry>,
+) -> Result<pb::PlanReply, tonic::Status> {
+    let header = pb::PlanHeader {
+        transfer_id: id.into(),
+        destination: dest.display().to_string(),
+        chunk_size: CS as u32,
+        prune: true,
+        operation_id: "op".into(),
+        entry_count: entries.len() as u64,
+    };
+    let msgs = vec![
+        pb::PlanRequest {
+            msg: Some(pb::plan_request::Msg::Header(header)),
+        },
+        pb::PlanRequest {
+            msg: Some(pb::plan_request::Msg::Entries(pb::EntryBatch { entries })),
+        },
+    ];
+    c.plan(futures::stream::iter(msgs))
+        .await
+        .map(|r| r.into_inner())
+}
+
+/// Pushes the missing chunks found in `sources` (zstd-compressed).
+async fn push(c: &mut TransferClient<Channel>, id: &str, missing: &[Vec<u8>], sources: &[&[u8]]) {
+    let mut frames = vec![pb::PushFrame {
+        frame: Some(pb::push_frame::Frame::TransferId(id.into())),
+    }];
+    for h in missing {
+        let chunk = sources
+            .iter()
+            .flat_map(|s| s.chunks(CS))
+            .find(|c| ChunkHash::of(c).0.as_slice() == h.as_slice())
+            .unwrap();
+        frames.push(pb::PushFrame {
+            frame: Some(pb::push_frame::Frame::Chunk(pb::Chunk {
+                hash: h.clone(),
+                raw_len: chunk.len() as u32,
+                encoding: pb::ChunkEncoding::Zstd as i32,
+                data: zstd::bulk::compress(chunk, 3).unwrap(),
+            })),
+        });
+    }
+    let mut acks = c
+        .push(futures::stream::iter(frames))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut n = 0;
+    while let Some(a) = acks.message().await.unwrap() {
+        assert!(missing.contains(&a.hash));
+        n += 1;
+    }
+    assert_eq!(n, missing.len());
+}
+
+#[tokio::test]
+async fn plan_push_commit_then_no_op_then_repair() {
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().to_path_buf();
+    let agent = common::start_agent(|c| c.transfer.cache_dir = cache_dir).await;
+    let mut c = client(&agent).await;
+    let root = tempfile::tempdir().unwrap();
+    let dest = root.path().join("dest");
+    std::fs::create_dir_all(dest.join("stale/deep")).unwrap();
+    std::fs::write(dest.join("stale/deep/x"), b"old").unwrap();
+
+    let big: Vec<u8> = (0..CS * 3 + 100).map(|i| (i % 251) as u8).collect();
+    let small = b"hello".to_vec();
+    let entries = || {
+        vec![
+            dir("d"),
+            file("d/big", &big, 0o755),
+            file("small", &small, 0o600),
+            dir("empty"),
+            link("l", "d/big"),
+        ]
+    };
+    let r = plan(&mut c, "t1", &dest, entries()).await.unwrap();
+    assert_eq!(r.missing.len(), 5, "4 chunks of big + small");
+    assert_eq!(r.to_delete, 1);
+    push(&mut c, "t1", &r.missing, &[&big, &small]).await;
+    let done = c
+        .commit(pb::CommitRequest {
+            transfer_id: "t1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(done.files_written, 2);
+    assert_eq!(std::fs::read(dest.join("d/big")).unwrap(), big);
+    let mode = std::fs::metadata(dest.join("small"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o7777, 0o600);
+    assert!(dest.join("empty").is_dir() && !dest.join("stale").exists());
+    assert_eq!(
+        std::fs::read_link(dest.join("l")).unwrap(),
+        Path::new("d/big")
+    );
+
+    // No-op: nothing missing, everything unchanged.
+    let r = plan(&mut c, "t2", &dest, entries()).await.unwrap();
+    assert!(r.missing.is_empty() && r.files_unchanged == 2 && r.to_delete == 0);
+
+    // Corrupt a file on the node: detected, repaired from the cache.
+    std::fs::write(dest.join("small"), b"HELLO").unwrap();
+    let r = plan(&mut c, "t3", &dest, entries()).await.unwrap();
+    assert_eq!(r.files_unchanged, 1);
+    assert!(r.missing.is_empty(), "repaired from the cache");
+    c.commit(pb::CommitRequest {
+        transfer_id: "t3".into(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(std::fs::read(dest.join("small")).unwrap(), small);
+
+    // Renamed file with an empty cache: content is reused from the old path.
+    std::fs::remove_dir_all(cache.path().join("chunks")).unwrap();
+    let mut renamed = entries();
+    renamed[1].path = "d/big2".into();
+    renamed.sort_by(|a, b| a.path.cmp(&b.path));
+    let r = plan(&mut c, "t4", &dest, renamed).await.unwrap();
+    assert!(r.missing.is_empty(), "{:?}", r.missing.len());
+    assert_eq!(r.reused_bytes, big.len() as u64);
+    c.commit(pb::CommitRequest {
+        transfer_id: "t4".into(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(std::fs::read(dest.join("d/big2")).unwrap(), big);
+    assert!(!dest.join("d/big").exists());
+    agent.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn bad_input_is_refused() {
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().to_path_buf();
+    let agent = common::start_agent(|c| c.transfer.cache_dir = cache_dir).await;
+    let mut c = client(&agent).await;
+    let e = plan(&mut c, "x", Path::new("/"), vec![]).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e}");
+    let dest = tempfile::tempdir().unwrap();
+    let e = plan(
+        &mut c,
+        "x",
+        dest.path(),
+        vec![file("../escape", b"x", 0o644)],
+    )
+    .await
+    .unwrap_err();
+    assert!(e.message().contains(".."), "{e}");
+    let e = plan(&mut c, "x", dest.path(), vec![file("a/b", b"x", 0o644)])
+        .await
+        .unwrap_err();
+    assert!(e.message().contains("parent"), "{e}");
+    let e = c
+        .commit(pb::CommitRequest {
+            transfer_id: "nope".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+    // A chunk whose content does not match its hash.
+    let frames = vec![pb::PushFrame {
+        frame: Some(pb::push_frame::Frame::Chunk(pb::Chunk {
+            hash: ChunkHash::of(b"a").0.to_vec(),
+            raw_len: 1,
+            encoding: pb::ChunkEncoding::Raw as i32,
+            data: b"b".to_vec(),
+        })),
+    }];
+    let mut acks = c
+        .push(futures::stream::iter(frames))
+        .await
+        .unwrap()
+        .into_inner();
+    let e = acks.message().await.unwrap_err();
+    assert!(e.message().contains("does not match"), "{e}");
+    agent.shutdown().await.unwrap();
+}

@@ -1,0 +1,29 @@
+//! The distribution engine's domain: manifests of trees (paths, modes,
+//! symlinks, chunk hashes), path validation and the tree diff. No IO: the
+//! coordinator walks and hashes, agents scan and apply.
+
+pub mod diff;
+pub mod manifest;
+pub mod path;
+
+pub use diff::{Observed, ObservedKind, TreeDiff, diff};
+pub use manifest::{
+    ChunkHash, DEFAULT_CHUNK_SIZE, Entry, EntryKind, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, Manifest,
+    ManifestError, Meta, chunk_count, chunk_len,
+};
+pub use path::{DestRoot, PathError, RelPath};
+
+/// Counter names of `transfer` events (docs/events.md).
+pub mod counters {
+    pub const FILES_TOTAL: &str = "files_total";
+    pub const FILES_SENT: &str = "files_sent";
+    pub const FILES_SKIPPED: &str = "files_skipped";
+    pub const BYTES_TOTAL: &str = "bytes_total";
+    pub const CONTENT_BYTES_TOTAL: &str = "content_bytes_total";
+    pub const CONTENT_BYTES_SENT: &str = "content_bytes_sent";
+    pub const WIRE_BYTES_SENT: &str = "wire_bytes_sent";
+    pub const REUSED_BYTES: &str = "reused_bytes";
+    pub const DELETED: &str = "deleted";
+    pub const RATE_BPS: &str = "rate_bps";
+    pub const DURATION_MS: &str = "duration_ms";
+}
