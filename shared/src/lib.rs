@@ -10,6 +10,7 @@ pub mod exec;
 pub mod facts;
 pub mod hosts;
 pub mod image;
+pub mod kubeadm;
 pub mod lb;
 pub mod phase;
 pub mod pki;

@@ -4,3 +4,4 @@
 
 pub mod config_apply;
 pub mod root_path;
+pub mod unpack;
