@@ -3,6 +3,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = [
         "proto/ferry/agent/v1/agent.proto",
         "proto/ferry/transfer/v1/transfer.proto",
+        "proto/ferry/lb/v1/lb.proto",
     ];
     for p in protos {
         println!("cargo:rerun-if-changed={p}");

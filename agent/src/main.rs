@@ -78,6 +78,10 @@ struct ServeArgs {
     /// Concurrent commands before new ones are refused.
     #[arg(long, default_value_t = ferry_agent::DEFAULT_EXEC_LIMIT)]
     max_execs: usize,
+    /// Where the load balancer's desired state is kept (default: `lb`
+    /// beside the TLS directory, i.e. /var/lib/ferry/agent/lb).
+    #[arg(long)]
+    lb_dir: Option<PathBuf>,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,6 +141,12 @@ fn serve(args: ServeArgs) -> Result<()> {
     config.supervisor = args.supervisor.as_str().to_string();
     config.heartbeat = Duration::from_millis(args.heartbeat_ms);
     config.exec_limit = args.max_execs;
+    config.lb_dir = args.lb_dir.clone().or_else(|| {
+        args.tls_dir
+            .canonicalize()
+            .ok()
+            .and_then(|d| d.parent().map(|p| p.join("lb")))
+    });
     runtime()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await

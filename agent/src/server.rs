@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use ferry_proto::lb_pb::load_balancer_server::LoadBalancerServer;
 use ferry_proto::pb::agent_server::AgentServer;
 use ferry_shared::{EventKind, Phase};
 use tokio::net::TcpListener;
@@ -42,6 +43,9 @@ pub struct ServeConfig {
     pub heartbeat: Duration,
     pub exec_limit: usize,
     pub shutdown_grace: Duration,
+    /// Where the load balancer's desired state is persisted (None: not
+    /// persisted).
+    pub lb_dir: Option<std::path::PathBuf>,
     /// Chunk cache of the transfer service.
     pub transfer: crate::transfer::TransferConfig,
 }
@@ -56,6 +60,7 @@ impl ServeConfig {
             heartbeat: DEFAULT_HEARTBEAT,
             exec_limit: DEFAULT_EXEC_LIMIT,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            lb_dir: None,
             transfer: crate::transfer::TransferConfig::default(),
         }
     }
@@ -96,6 +101,16 @@ pub async fn serve(
         config.heartbeat,
         stop.clone(),
     );
+    let lb = crate::lb::LbController::new(
+        events.clone(),
+        std::sync::Arc::new(crate::lb::SystemBackends::default()),
+        config.lb_dir.clone().map(crate::lb::store::Store::new),
+        stop.clone(),
+    )
+    .map_err(|e| AgentError::Task(e.to_string()))?;
+    let lb_svc = LoadBalancerServer::new(crate::lb::LbService::new(lb.clone()))
+        .accept_compressed(CompressionEncoding::Zstd)
+        .send_compressed(CompressionEncoding::Zstd);
     let svc = AgentServer::new(svc)
         .accept_compressed(CompressionEncoding::Zstd)
         .send_compressed(CompressionEncoding::Zstd);
@@ -109,6 +124,7 @@ pub async fn serve(
         .http2_keepalive_interval(Some(HTTP2_KEEPALIVE))
         .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE))
         .add_service(svc)
+        .add_service(lb_svc)
         .add_service(
             ferry_proto::transfer_pb::transfer_server::TransferServer::new(
                 crate::transfer::TransferService::new(&config.transfer, events.clone()),
@@ -136,6 +152,8 @@ pub async fn serve(
                 config.supervisor
             )),
     );
+
+    tokio::spawn(async move { lb.restore().await });
 
     let signal = {
         let stop = stop.clone();

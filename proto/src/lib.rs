@@ -28,5 +28,19 @@ pub mod transfer {
     }
 }
 
+#[allow(
+    clippy::all,
+    clippy::pedantic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs
+)]
+pub mod lb {
+    pub mod v1 {
+        tonic::include_proto!("ferry.lb.v1");
+    }
+}
+
 pub use agent::v1 as pb;
+pub use lb::v1 as lb_pb;
 pub use transfer::v1 as transfer_pb;

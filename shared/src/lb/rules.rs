@@ -29,6 +29,19 @@ impl LbRules {
             .collect()
     }
 
+    /// The rules as traffic sees them: weights as the scheduler uses them
+    /// (see [`LbRules::serving`]), draining members with 0. Backends read
+    /// back effective rules.
+    pub fn effective(&self) -> LbRules {
+        let mut members: BTreeMap<SocketAddrV4, u32> =
+            self.draining().into_iter().map(|a| (a, 0)).collect();
+        members.extend(self.serving());
+        LbRules {
+            members,
+            ..self.clone()
+        }
+    }
+
     /// Members kept with weight 0.
     pub fn draining(&self) -> Vec<SocketAddrV4> {
         self.members
@@ -55,7 +68,12 @@ mod tests {
         };
         assert_eq!(r.serving(), vec![(a, 1), (c, 1)]);
         assert_eq!(r.draining(), vec![b]);
+        assert_eq!(
+            r.effective().members.into_iter().collect::<Vec<_>>(),
+            vec![(a, 1), (b, 0), (c, 1)]
+        );
         r.scheduler = Scheduler::Wrr;
         assert_eq!(r.serving(), vec![(a, 3), (c, 1)]);
+        assert_eq!(r.effective(), r);
     }
 }
