@@ -203,9 +203,12 @@ fn fifo() {
 fn setuid_binary() {
     let sb = Sandbox::new();
     let layer = Layer::new().raw("bin/su", EntryType::Regular, 0o4755, b"elf", None);
-    expect_rule(&sb, &[layer.clone()], &UnpackOptions::default(), |_, r| {
-        *r == Rule::Setuid { mode: 0o4755 }
-    });
+    expect_rule(
+        &sb,
+        std::slice::from_ref(&layer),
+        &UnpackOptions::default(),
+        |_, r| *r == Rule::Setuid { mode: 0o4755 },
+    );
     assert!(!sb.target.join("bin/su").exists());
     let allow = UnpackOptions {
         allow_setuid: true,

@@ -12,9 +12,18 @@ use ferry_coordinator::image::unpack::{
 };
 use tar::{EntryType, Header};
 
+#[derive(Clone)]
+struct RawEntry {
+    name: String,
+    kind: EntryType,
+    mode: u32,
+    data: Vec<u8>,
+    link: Option<String>,
+}
+
 #[derive(Clone, Default)]
 pub struct Layer {
-    entries: Vec<(String, EntryType, u32, Vec<u8>, Option<String>)>,
+    entries: Vec<RawEntry>,
 }
 
 impl Layer {
@@ -31,13 +40,13 @@ impl Layer {
         data: &[u8],
         link: Option<&str>,
     ) -> Self {
-        self.entries.push((
-            name.to_owned(),
+        self.entries.push(RawEntry {
+            name: name.to_owned(),
             kind,
             mode,
-            data.to_vec(),
-            link.map(str::to_owned),
-        ));
+            data: data.to_vec(),
+            link: link.map(str::to_owned),
+        });
         self
     }
 
@@ -61,7 +70,14 @@ impl Layer {
     /// records (the builder's), short ones straight into the header.
     pub fn tar(&self) -> Vec<u8> {
         let mut builder = tar::Builder::new(Vec::new());
-        for (name, kind, mode, data, link) in &self.entries {
+        for RawEntry {
+            name,
+            kind,
+            mode,
+            data,
+            link,
+        } in &self.entries
+        {
             let mut header = Header::new_gnu();
             header.set_entry_type(*kind);
             header.set_mode(*mode);
