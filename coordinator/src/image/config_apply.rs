@@ -5,12 +5,13 @@
 //! as if the root were `/`.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use ferry_shared::config_doc::{ConfigDoc, ConfigDocError};
 
+use super::atomic::write_atomic;
 use super::root_path::{RootPathError, resolve_in_root};
 
 #[derive(Debug, thiserror::Error)]
@@ -106,28 +107,4 @@ fn apply_one(doc: &ConfigDoc, target: &Path) -> Result<(), ConfigApplyError> {
     let dir = target.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
     write_atomic(target, content.as_bytes(), mode).map_err(io_err("write", target))
-}
-
-/// Writes `bytes` to a temp file beside `target`, syncs it and renames it.
-fn write_atomic(target: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
-    let dir = target.parent().unwrap_or(Path::new("."));
-    let base = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{base}.ferry-tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        file.write_all(bytes)?;
-        file.set_permissions(fs::Permissions::from_mode(mode))?;
-        file.sync_all()?;
-        fs::rename(&tmp, target)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
 }

@@ -1,0 +1,112 @@
+//! Rendering the templates of a mounted image on the bastion, as sealos
+//! does before copying: every `*.tmpl` / `*.tpl` regular file under `etc/`,
+//! `scripts/` and `manifests/` is rendered with the env and written beside
+//! it without the suffix (atomically, keeping the template's mode).
+//! Symlinks are never followed: linked files and directories are skipped,
+//! and an output path that is a symlink is replaced, not written through.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use ferry_shared::template::{TemplateData, TemplateError, output_name, render};
+
+use super::atomic::write_atomic;
+
+/// The image directories sealos renders.
+pub const RENDER_DIRS: [&str; 3] = ["etc", "scripts", "manifests"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path}: {source}")]
+    Template {
+        path: PathBuf,
+        #[source]
+        source: TemplateError,
+    },
+}
+
+fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> RenderError + use<> {
+    let path = path.to_owned();
+    move |source| RenderError::Io { op, path, source }
+}
+
+/// Renders the templates of the image at `root`; returns the written
+/// files (sorted).
+pub fn render_image_templates(
+    root: &Path,
+    data: &TemplateData,
+) -> Result<Vec<PathBuf>, RenderError> {
+    let mut written = Vec::new();
+    for dir in RENDER_DIRS {
+        let path = root.join(dir);
+        match fs::symlink_metadata(&path) {
+            Ok(m) if m.is_dir() => render_dir(&path, root, data, &mut written)?,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("stat", &path)(e)),
+        }
+    }
+    Ok(written)
+}
+
+fn render_dir(
+    dir: &Path,
+    root: &Path,
+    data: &TemplateData,
+    written: &mut Vec<PathBuf>,
+) -> Result<(), RenderError> {
+    let mut entries = fs::read_dir(dir)
+        .map_err(io_err("read directory", dir))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(io_err("read directory", dir))?;
+    entries.sort_by_key(fs::DirEntry::file_name);
+    for entry in entries {
+        let path = entry.path();
+        let kind = entry.file_type().map_err(io_err("stat", &path))?;
+        if kind.is_dir() {
+            render_dir(&path, root, data, written)?;
+            continue;
+        }
+        if !kind.is_file() {
+            continue;
+        }
+        let name = entry.file_name();
+        let Some(out_name) = name.to_str().and_then(output_name) else {
+            continue;
+        };
+        let text = fs::read_to_string(&path).map_err(io_err("read", &path))?;
+        let shown = path
+            .strip_prefix(root)
+            .unwrap_or(&path)
+            .to_string_lossy()
+            .into_owned();
+        let rendered = render(&shown, &text, data).map_err(|source| RenderError::Template {
+            path: path.clone(),
+            source,
+        })?;
+        let mode = entry
+            .metadata()
+            .map_err(io_err("stat", &path))?
+            .permissions()
+            .mode()
+            & 0o7777;
+        let out = dir.join(out_name);
+        if fs::symlink_metadata(&out).is_ok_and(|m| m.is_dir()) {
+            return Err(io_err("write", &out)(io::Error::other(
+                "a directory is in the way",
+            )));
+        }
+        write_atomic(&out, rendered.as_bytes(), mode).map_err(io_err("write", &out))?;
+        written.push(out);
+    }
+    Ok(())
+}
