@@ -44,6 +44,9 @@ pub enum Command {
     Agent(AgentCommand),
     /// Run a command on nodes through their agents: `ferry exec -- CMD ARGS...`.
     Exec(ExecArgs),
+    /// The apiserver VIP load balancer the agents run (lvscare's job).
+    #[command(subcommand)]
+    Lb(LbCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -196,6 +199,65 @@ pub struct EventsArgs {
     /// Only events of this operation id.
     #[arg(long)]
     pub op: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LbCommand {
+    /// Push the VIP's desired state (real servers, health check) to the
+    /// agents (default: the `node` role), in parallel. Idempotent.
+    Sync(LbSyncArgs),
+    /// Per node: backend, VIP, members with their health.
+    Status(LbSelectArgs),
+    /// Remove the VIP's rules, route and state from the nodes.
+    Delete(LbSelectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LbSelectArgs {
+    /// Only nodes with one of these roles (default: node).
+    #[arg(short = 'r', long, value_delimiter = ',')]
+    pub roles: Vec<String>,
+    /// Only these hosts (same syntax as --masters of `agent install`).
+    #[arg(long, default_value = "")]
+    pub ips: String,
+    #[command(flatten)]
+    pub fanout: Fanout,
+}
+
+#[derive(Debug, Args)]
+pub struct LbSyncArgs {
+    /// The virtual server, IP:PORT (sealos `defaultVIP`).
+    #[arg(long, default_value = "10.103.97.2:6443")]
+    pub vip: String,
+    /// Real servers: comma list of ip or ip:port (port defaults to the VIP's).
+    #[arg(long, required = true)]
+    pub masters: String,
+    /// rr | wrr | lc | wlc | sh | dh.
+    #[arg(long, default_value = "rr")]
+    pub scheduler: String,
+    /// auto | ipvs | nftables.
+    #[arg(long = "lb-backend", default_value = "auto")]
+    pub backend: String,
+    /// HTTPS path probed on every real server (certificates not verified).
+    #[arg(long, default_value = "/healthz")]
+    pub health_path: String,
+    /// Milliseconds between health checks.
+    #[arg(long, default_value_t = 5_000)]
+    pub health_interval_ms: u64,
+    /// Milliseconds a health check may take.
+    #[arg(long, default_value_t = 10_000)]
+    pub health_timeout_ms: u64,
+    /// Consecutive successes that re-add a member.
+    #[arg(long, default_value_t = 1)]
+    pub healthy_threshold: u32,
+    /// Consecutive failures that drain a member (one more removes it).
+    #[arg(long, default_value_t = 1)]
+    pub unhealthy_threshold: u32,
+    /// HTTP statuses >= 400 that still count as healthy (comma list).
+    #[arg(long, value_delimiter = ',')]
+    pub health_status: Vec<u16>,
+    #[command(flatten)]
+    pub select: LbSelectArgs,
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub mod commands;
 pub mod fanout;
 pub mod image;
 pub mod install;
+pub mod lb;
 pub mod output;
 pub mod ssh;
 pub mod state;

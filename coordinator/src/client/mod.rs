@@ -89,6 +89,7 @@ fn detail(e: &dyn std::error::Error) -> String {
 #[derive(Clone)]
 pub struct AgentClient {
     endpoint: String,
+    channel: Channel,
     inner: PbClient<Channel>,
     idle: Duration,
 }
@@ -131,6 +132,7 @@ impl AgentClient {
             })?;
         Ok(Self {
             endpoint,
+            channel: channel.clone(),
             inner: PbClient::new(channel).max_decoding_message_size(8 << 20),
             idle: DEFAULT_STREAM_IDLE,
         })
@@ -138,6 +140,11 @@ impl AgentClient {
 
     pub fn endpoint(&self) -> &str {
         &self.endpoint
+    }
+
+    /// The mTLS channel, for the agent's other services (transfer).
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
     }
 
     pub fn with_stream_idle(mut self, idle: Duration) -> Self {

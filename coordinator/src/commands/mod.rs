@@ -3,6 +3,7 @@
 mod agent;
 mod events;
 mod exec;
+mod lb;
 mod ssh_args;
 mod status;
 
@@ -58,6 +59,7 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Agent(AgentCommand::Status(a)) => status::status(&cluster, &reporter, a).await,
         Command::Agent(AgentCommand::Events(a)) => events::events(&cluster, &reporter, a).await,
         Command::Exec(a) => exec::exec(&cluster, &reporter, a).await,
+        Command::Lb(c) => lb::run(&cluster, &reporter, c).await,
     };
     reporter.finish();
     exit
