@@ -11,5 +11,6 @@ pub mod lb;
 pub mod output;
 pub mod ssh;
 pub mod state;
+pub mod transfer;
 
 pub use commands::{CliError, Exit, run};

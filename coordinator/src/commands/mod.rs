@@ -3,6 +3,7 @@
 mod agent;
 mod events;
 mod exec;
+mod scp;
 mod lb;
 mod ssh_args;
 mod status;
@@ -59,6 +60,7 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Agent(AgentCommand::Status(a)) => status::status(&cluster, &reporter, a).await,
         Command::Agent(AgentCommand::Events(a)) => events::events(&cluster, &reporter, a).await,
         Command::Exec(a) => exec::exec(&cluster, &reporter, a).await,
+        Command::Scp(a) => scp::scp(&cluster, &reporter, a).await,
         Command::Lb(c) => lb::run(&cluster, &reporter, c).await,
     };
     reporter.finish();

@@ -1,0 +1,45 @@
+//! The coordinator side of the distribution engine: build the manifest of
+//! a local tree ([`source`]) and bring one node's destination to it over
+//! `ferry.transfer.v1` ([`session`]). Star topology for now: every node is
+//! fed from the coordinator, in parallel and bounded.
+
+pub mod convert;
+pub mod session;
+pub mod source;
+
+use std::path::PathBuf;
+
+pub use session::{NodeStats, Progress, transfer_to};
+pub use source::{Source, build};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0} is not valid UTF-8; ferry transfers only UTF-8 paths and symlink targets")]
+    NotUtf8(PathBuf),
+    #[error("{0}")]
+    Path(ferry_shared::transfer::PathError),
+    #[error("manifest: {0}")]
+    Manifest(#[from] ferry_shared::transfer::ManifestError),
+    #[error("{0} changed while it was being sent; re-run the copy")]
+    SourceChanged(PathBuf),
+    #[error("agent at {endpoint}: {rpc} failed: {status}")]
+    Rpc {
+        endpoint: String,
+        rpc: &'static str,
+        status: String,
+    },
+    #[error("agent at {endpoint}: {detail}")]
+    Protocol { endpoint: String, detail: String },
+    #[error("agent at {endpoint} went silent for {secs}s during {rpc}")]
+    Idle {
+        endpoint: String,
+        rpc: &'static str,
+        secs: u64,
+    },
+}

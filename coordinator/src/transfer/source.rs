@@ -1,0 +1,249 @@
+//! The sending side's view of a tree: walk SRC (never following symlinks),
+//! hash every file chunk by chunk (streaming, one chunk in memory), and
+//! remember where each chunk can be read back.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use ferry_shared::transfer::{ChunkHash, DestRoot, Entry, EntryKind, Manifest, Meta, RelPath};
+
+use super::TransferError;
+
+/// Where a chunk's bytes are on the sending machine.
+#[derive(Debug, Clone)]
+pub struct ChunkLoc {
+    pub path: PathBuf,
+    pub offset: u64,
+    pub len: u32,
+}
+
+#[derive(Debug)]
+pub struct Source {
+    pub manifest: Manifest,
+    pub dest: DestRoot,
+    /// Remove what is not in the manifest (directory sources only).
+    pub prune: bool,
+    pub chunks: HashMap<ChunkHash, ChunkLoc>,
+    /// Special files (sockets, fifos, devices) left out.
+    pub skipped_special: u64,
+}
+
+fn io(path: &Path, what: &'static str) -> impl FnOnce(std::io::Error) -> TransferError {
+    let path = path.to_path_buf();
+    move |source| TransferError::Io { what, path, source }
+}
+
+struct Walk {
+    chunk_size: u32,
+    buf: Vec<u8>,
+    entries: Vec<Entry>,
+    chunks: HashMap<ChunkHash, ChunkLoc>,
+    skipped_special: u64,
+}
+
+/// Builds the manifest of `src` for destination `dst`. A directory `src`
+/// becomes `dst` (mirrored, with prune); a file `src` becomes the file
+/// `dst` (nothing else at its destination is touched).
+pub fn build(src: &Path, dst: &str, chunk_size: u32) -> Result<Source, TransferError> {
+    let md = std::fs::metadata(src).map_err(io(src, "read source"))?;
+    let dest = DestRoot::new(dst).map_err(TransferError::Path)?;
+    let mut w = Walk {
+        chunk_size,
+        buf: vec![0; chunk_size as usize],
+        entries: Vec::new(),
+        chunks: HashMap::new(),
+        skipped_special: 0,
+    };
+    let (dest, prune) = if md.is_dir() {
+        let mut stack = vec![(src.to_path_buf(), String::new())];
+        while let Some((dir, rel)) = stack.pop() {
+            for ent in std::fs::read_dir(&dir).map_err(io(&dir, "list"))? {
+                let ent = ent.map_err(io(&dir, "list"))?;
+                let name = ent
+                    .file_name()
+                    .into_string()
+                    .map_err(|n| TransferError::NotUtf8(dir.join(n)))?;
+                let child = if rel.is_empty() {
+                    name
+                } else {
+                    format!("{rel}/{name}")
+                };
+                if w.add(&ent.path(), &child)? {
+                    stack.push((ent.path(), child));
+                }
+            }
+        }
+        (dest, true)
+    } else {
+        let (parent, name) = dest
+            .as_str()
+            .rsplit_once('/')
+            .unwrap_or(("", dest.as_str()));
+        let parent = if parent.is_empty() { "/" } else { parent };
+        let parent = DestRoot::new(parent).map_err(TransferError::Path)?;
+        w.add(src, name)?;
+        (parent, false)
+    };
+    let manifest = Manifest::new(chunk_size, w.entries)?;
+    Ok(Source {
+        manifest,
+        dest,
+        prune,
+        chunks: w.chunks,
+        skipped_special: w.skipped_special,
+    })
+}
+
+impl Walk {
+    /// Adds one path (following `src` itself if it is the top-level file);
+    /// returns whether it is a directory to descend into.
+    fn add(&mut self, path: &Path, rel: &str) -> Result<bool, TransferError> {
+        let m = std::fs::symlink_metadata(path).map_err(io(path, "inspect"))?;
+        let rel = RelPath::new(rel).map_err(TransferError::Path)?;
+        let meta = Meta {
+            mode: m.permissions().mode() & 0o7777,
+            uid: m.uid(),
+            gid: m.gid(),
+        };
+        let ft = m.file_type();
+        let kind = if ft.is_dir() {
+            EntryKind::Dir
+        } else if ft.is_symlink() {
+            let t = std::fs::read_link(path).map_err(io(path, "read symlink"))?;
+            let target = t
+                .into_os_string()
+                .into_string()
+                .map_err(|_| TransferError::NotUtf8(path.to_path_buf()))?;
+            EntryKind::Symlink { target }
+        } else if ft.is_file() {
+            let chunks = self.hash(path)?;
+            EntryKind::File {
+                size: m.len(),
+                chunks,
+                mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+            }
+        } else {
+            self.skipped_special += 1;
+            return Ok(false);
+        };
+        let is_dir = matches!(kind, EntryKind::Dir);
+        self.entries.push(Entry {
+            path: rel,
+            meta,
+            kind,
+        });
+        Ok(is_dir)
+    }
+
+    fn hash(&mut self, path: &Path) -> Result<Vec<ChunkHash>, TransferError> {
+        let mut f = std::fs::File::open(path).map_err(io(path, "open"))?;
+        let mut out = Vec::new();
+        let mut offset = 0u64;
+        loop {
+            let n = read_full(&mut f, &mut self.buf).map_err(io(path, "read"))?;
+            if n == 0 {
+                break;
+            }
+            let h = ChunkHash::of(&self.buf[..n]);
+            self.chunks.entry(h).or_insert_with(|| ChunkLoc {
+                path: path.to_path_buf(),
+                offset,
+                len: n as u32,
+            });
+            out.push(h);
+            offset += n as u64;
+            if n < self.chunk_size as usize {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn read_full(f: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Reads a chunk back, verifies it and compresses it with zstd (raw when
+/// compression does not help). Returns (encoding is zstd, bytes).
+pub fn load_chunk(loc: &ChunkLoc, want: &ChunkHash) -> Result<(bool, Vec<u8>), TransferError> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = std::fs::File::open(&loc.path).map_err(io(&loc.path, "open"))?;
+    f.seek(SeekFrom::Start(loc.offset))
+        .map_err(io(&loc.path, "seek"))?;
+    let mut buf = vec![0u8; loc.len as usize];
+    let n = read_full(&mut f, &mut buf).map_err(io(&loc.path, "read"))?;
+    if n != buf.len() || ChunkHash::of(&buf) != *want {
+        return Err(TransferError::SourceChanged(loc.path.clone()));
+    }
+    let z = zstd::bulk::compress(&buf, 3).map_err(io(&loc.path, "compress"))?;
+    Ok(if z.len() < buf.len() {
+        (true, z)
+    } else {
+        (false, buf)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_shared::transfer::MIN_CHUNK_SIZE;
+
+    #[test]
+    fn builds_a_directory_manifest_and_reads_chunks_back() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        std::fs::create_dir_all(root.join("a/empty")).unwrap();
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 7) as u8).collect();
+        std::fs::write(root.join("a/f"), &data).unwrap();
+        std::os::unix::fs::symlink("a/f", root.join("l")).unwrap();
+        let s = build(root, "/opt/x/", MIN_CHUNK_SIZE).unwrap();
+        assert_eq!(s.dest.as_str(), "/opt/x");
+        assert!(s.prune);
+        let paths: Vec<&str> = s
+            .manifest
+            .entries()
+            .iter()
+            .map(|e| e.path.as_str())
+            .collect();
+        assert_eq!(paths, ["a", "a/empty", "a/f", "l"]);
+        assert_eq!(s.manifest.total_bytes(), 10_000);
+        let EntryKind::File { chunks, .. } = &s.manifest.entries()[2].kind else {
+            panic!()
+        };
+        assert_eq!(chunks.len(), 3);
+        let (_, bytes) = load_chunk(&s.chunks[&chunks[2]], &chunks[2]).unwrap();
+        assert!(
+            bytes.len() < 10_000 - 2 * MIN_CHUNK_SIZE as usize,
+            "compressed"
+        );
+        std::fs::write(root.join("a/f"), b"changed").unwrap();
+        let e = load_chunk(&s.chunks[&chunks[0]], &chunks[0]).unwrap_err();
+        assert!(e.to_string().contains("changed while"), "{e}");
+    }
+
+    #[test]
+    fn a_file_source_targets_its_destination_path_only() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("src.txt");
+        std::fs::write(&f, b"x").unwrap();
+        let s = build(&f, "/etc/app/conf.txt", MIN_CHUNK_SIZE).unwrap();
+        assert_eq!(s.dest.as_str(), "/etc/app");
+        assert!(!s.prune);
+        assert_eq!(s.manifest.entries()[0].path.as_str(), "conf.txt");
+        assert!(build(&f, "/", MIN_CHUNK_SIZE).is_err());
+        assert!(build(&f, "rel", MIN_CHUNK_SIZE).is_err());
+        assert!(build(&d.path().join("missing"), "/x", MIN_CHUNK_SIZE).is_err());
+    }
+}
