@@ -44,11 +44,11 @@ pub enum Command {
     Agent(AgentCommand),
     /// Run a command on nodes through their agents: `ferry exec -- CMD ARGS...`.
     Exec(ExecArgs),
-    /// Copy a local file or tree to nodes through their agents (only missing content moves).
-    Scp(ScpArgs),
     /// The apiserver VIP load balancer the agents run (lvscare's job).
     #[command(subcommand)]
     Lb(LbCommand),
+    /// Copy a local file or tree to nodes through their agents (only missing content moves).
+    Scp(ScpArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -203,6 +203,19 @@ pub struct EventsArgs {
     pub op: Option<String>,
 }
 
+#[derive(Debug, Args)]
+pub struct ScpArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    #[command(flatten)]
+    pub fanout: Fanout,
+    /// Local file or directory.
+    pub src: PathBuf,
+    /// Absolute path on the nodes. A directory SRC is mirrored there:
+    /// entries under DST that are not in SRC are removed.
+    pub dst: String,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum LbCommand {
     /// Push the VIP's desired state (real servers, health check) to the
@@ -260,19 +273,6 @@ pub struct LbSyncArgs {
     pub health_status: Vec<u16>,
     #[command(flatten)]
     pub select: LbSelectArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct ScpArgs {
-    #[command(flatten)]
-    pub select: SelectArgs,
-    #[command(flatten)]
-    pub fanout: Fanout,
-    /// Local file or directory.
-    pub src: PathBuf,
-    /// Absolute path on the nodes. A directory SRC is mirrored there:
-    /// entries under DST that are not in SRC are removed.
-    pub dst: String,
 }
 
 #[cfg(test)]

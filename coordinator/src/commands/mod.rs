@@ -3,8 +3,8 @@
 mod agent;
 mod events;
 mod exec;
-mod scp;
 mod lb;
+mod scp;
 mod ssh_args;
 mod status;
 
@@ -60,8 +60,8 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Agent(AgentCommand::Status(a)) => status::status(&cluster, &reporter, a).await,
         Command::Agent(AgentCommand::Events(a)) => events::events(&cluster, &reporter, a).await,
         Command::Exec(a) => exec::exec(&cluster, &reporter, a).await,
-        Command::Scp(a) => scp::scp(&cluster, &reporter, a).await,
         Command::Lb(c) => lb::run(&cluster, &reporter, c).await,
+        Command::Scp(a) => scp::scp(&cluster, &reporter, a).await,
     };
     reporter.finish();
     exit
