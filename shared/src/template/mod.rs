@@ -42,12 +42,12 @@
 //! `toJson`, `ipNet`, `ipAt`, and sealos' lenient `semverCompare` (an empty
 //! or invalid version is `false`, an invalid constraint an error).
 //!
-//! Known differences from Go: `toYaml` emits through `serde_yaml_ng`, which
-//! quotes strings that look like other scalars (`"5000"`, `"true"`) with single
-//! quotes where Go's yaml.v2 uses double quotes; maps, lists and plain strings
-//! come out the same. `semverCompare` maps Masterminds constraints onto the
-//! `semver` crate (`^`, `~`, comparisons, `,`/space AND, `||` OR; a leading
-//! `v` and missing minor/patch are accepted); hyphen ranges are not supported.
+//! Known differences from Go: `toYaml` follows go-yaml v2 (key order,
+//! quoting, literal blocks) but does not fold plain strings longer than 80
+//! columns as go-yaml does. `semverCompare` maps Masterminds constraints
+//! onto the `semver` crate (`^`, `~`, comparisons, `,`/space AND, `||` OR; a
+//! leading `v` and missing minor/patch are accepted); hyphen ranges are not
+//! supported.
 
 mod funcs;
 

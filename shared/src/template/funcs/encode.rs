@@ -1,5 +1,5 @@
 //! `toYaml` / `toJson` (sealos' funcmap: YAML through JSON like
-//! `sigs.k8s.io/yaml`, trailing newline trimmed; errors give "").
+//! `sigs.k8s.io/yaml`, emitted the go-yaml v2 way, trailing newline trimmed).
 
 use std::collections::HashMap;
 
@@ -61,7 +61,7 @@ pub(crate) fn json_to_value(v: &serde_json::Value) -> Value {
 pub(super) fn to_yaml(args: &[Value]) -> Result<Value, FuncError> {
     exactly("toYaml", args, 1)?;
     let json = value_to_json(&args[0]);
-    let text = serde_yaml_ng::to_string(&json).unwrap_or_default();
+    let text = super::yaml_emit::emit(&json);
     Ok(Value::String(
         text.strip_suffix('\n').unwrap_or(&text).to_owned(),
     ))

@@ -6,6 +6,8 @@ mod lists;
 mod net;
 mod semver_cmp;
 mod strings;
+mod yaml_emit;
+mod yaml_resolve;
 
 use gtmpl_ng::{Func, FuncError, Number, Value};
 
