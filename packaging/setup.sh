@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what building and testing ferry needs on a Debian machine, only
 # where missing: apt packages (OpenSSH server for testbed nodes, musl-tools for
-# the static agent, nftables, iproute2, sudo, openssl) and the musl rust target.
+# the static agent, nftables, iproute2, sudo, openssl, curl for the load
+# balancer e2e) and the musl rust target.
 set -euo pipefail
 
 need=()
 for pair in sshd:openssh-server x86_64-linux-musl-gcc:musl-tools nft:nftables ip:iproute2 tc:iproute2 \
-            sudo:sudo openssl:openssl ssh-keygen:openssh-client; do
+            sudo:sudo openssl:openssl ssh-keygen:openssh-client curl:curl; do
   bin=${pair%%:*} pkg=${pair#*:}
   if ! command -v "$bin" >/dev/null 2>&1 && ! [ -x "/usr/sbin/$bin" ]; then
     need+=("$pkg")
