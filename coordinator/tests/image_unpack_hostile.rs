@@ -331,3 +331,43 @@ fn directory_mode_not_applied_through_a_later_symlink() {
     );
     sb.assert_canary_untouched();
 }
+
+fn pax_record(key: &str, value: &str) -> Vec<u8> {
+    let body = format!(" {key}={value}\n");
+    let mut len = body.len() + 2;
+    if format!("{len}").len() + body.len() != len {
+        len += 1;
+    }
+    format!("{len}{body}").into_bytes()
+}
+
+#[test]
+fn pax_path_with_parent_dir() {
+    let sb = Sandbox::new();
+    let record = pax_record("path", "../canary/evil");
+    let layer = Layer::new()
+        .raw(
+            "PaxHeaders/innocent",
+            EntryType::XHeader,
+            0o644,
+            &record,
+            None,
+        )
+        .file("innocent", b"x");
+    expect_rule(&sb, &[layer], &UnpackOptions::default(), |p, r| {
+        p == "../canary/evil" && *r == Rule::ParentDir
+    });
+}
+
+#[test]
+fn gnu_long_name_absolute() {
+    let sb = Sandbox::new();
+    let mut long = format!("{}/{}/evil", sb.canary.display(), "d".repeat(120)).into_bytes();
+    long.push(0);
+    let layer = Layer::new()
+        .raw("././@LongLink", EntryType::GNULongName, 0o644, &long, None)
+        .file("short", b"x");
+    expect_rule(&sb, &[layer], &UnpackOptions::default(), |_, r| {
+        *r == Rule::AbsolutePath
+    });
+}
