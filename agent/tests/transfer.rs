@@ -214,6 +214,10 @@ async fn bad_input_is_refused() {
     let mut c = client(&agent).await;
     let e = plan(&mut c, "x", Path::new("/"), vec![]).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e}");
+    let e = plan(&mut c, "x", Path::new("/etc"), vec![])
+        .await
+        .unwrap_err();
+    assert!(e.message().contains("top-level"), "{e}");
     let dest = tempfile::tempdir().unwrap();
     let e = plan(
         &mut c,

@@ -203,4 +203,7 @@ fn scp_copies_then_moves_only_changes_and_repairs_damage() {
     let out = b.ferry(&["scp", &src_s, "/"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("root"), "{}", stderr(&out));
+    let out = b.ferry(&["scp", &src_s, "/etc"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("top-level"), "{}", stderr(&out));
 }

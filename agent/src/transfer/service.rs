@@ -89,6 +89,11 @@ impl pb::transfer_server::Transfer for TransferService {
             _ => return Err(Status::invalid_argument("Plan must start with a header")),
         };
         let dest = convert::destination(header.destination)?;
+        if header.prune && !dest.may_prune() {
+            return Err(Status::invalid_argument(format!(
+                "refusing to mirror onto the top-level directory {dest}: everything not in the source would be removed"
+            )));
+        }
         if header.entry_count > MAX_ENTRIES {
             return Err(Status::invalid_argument("manifest has too many entries"));
         }

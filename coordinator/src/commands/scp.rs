@@ -47,7 +47,12 @@ pub async fn scp(cluster: &ClusterState, r: &Reporter, a: ScpArgs) -> Result<Exi
             a.src.display()
         )));
     }
-    DestRoot::new(a.dst.as_str()).map_err(|e| CliError::Usage(format!("DST: {e}")))?;
+    let dst = DestRoot::new(a.dst.as_str()).map_err(|e| CliError::Usage(format!("DST: {e}")))?;
+    if a.src.is_dir() && !dst.may_prune() {
+        return Err(CliError::Usage(format!(
+            "DST {dst} is a top-level directory: a directory SRC is mirrored (entries not in SRC are removed), so copy into a subdirectory such as {dst}/NAME"
+        )));
+    }
     let nodes = select(cluster, &a.select)?;
     let tls = ClientTls::from_pki(&cluster.agent_pki()?);
     let (src_path, dst) = (a.src.clone(), a.dst.clone());

@@ -96,6 +96,12 @@ impl DestRoot {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Top-level directories (`/etc`, `/usr`, `/opt`, ...) are never
+    /// mirrored with pruning: that would remove everything not in the source.
+    pub fn may_prune(&self) -> bool {
+        self.0[1..].contains('/')
+    }
 }
 
 impl fmt::Display for DestRoot {
@@ -126,6 +132,8 @@ mod tests {
     #[test]
     fn destinations() {
         assert_eq!(DestRoot::new("/opt/x/").unwrap().as_str(), "/opt/x");
+        assert!(DestRoot::new("/opt/x").unwrap().may_prune());
+        assert!(!DestRoot::new("/etc/").unwrap().may_prune());
         for bad in ["/", "", "opt/x", "/opt/../etc", "//", "/a//b", "/a/./b"] {
             let e = DestRoot::new(bad).unwrap_err().to_string();
             assert!(e.contains("destination"), "{bad:?}: {e}");
