@@ -257,3 +257,38 @@ async fn bad_input_is_refused() {
     assert!(e.message().contains("does not match"), "{e}");
     agent.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_interrupted_push_resumes_without_resending_what_landed() {
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().to_path_buf();
+    let agent = common::start_agent(|c| c.transfer.cache_dir = cache_dir).await;
+    let mut c = client(&agent).await;
+    let root = tempfile::tempdir().unwrap();
+    let dest = root.path().join("dest");
+    let big: Vec<u8> = (0..CS * 6).map(|i| (i * 7 % 253) as u8).collect();
+    let entries = || vec![file("big", &big, 0o644)];
+    let r = plan(&mut c, "i1", &dest, entries()).await.unwrap();
+    assert_eq!(r.missing.len(), 6);
+    // Only half the chunks arrive before the sender goes away.
+    push(&mut c, "i1", &r.missing[..3], &[&big]).await;
+    let e = c
+        .commit(pb::CommitRequest {
+            transfer_id: "i1".into(),
+        })
+        .await
+        .unwrap_err();
+    assert!(e.message().contains("3 chunks are still missing"), "{e}");
+    assert!(!dest.join("big").exists(), "nothing half-written");
+    // A re-run asks only for the rest.
+    let r2 = plan(&mut c, "i2", &dest, entries()).await.unwrap();
+    assert_eq!(r2.missing, r.missing[3..].to_vec());
+    push(&mut c, "i2", &r2.missing, &[&big]).await;
+    c.commit(pb::CommitRequest {
+        transfer_id: "i2".into(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(std::fs::read(dest.join("big")).unwrap(), big);
+    agent.shutdown().await.unwrap();
+}

@@ -125,9 +125,14 @@ impl pb::transfer_server::Transfer for TransferService {
         self.events
             .publish(ev.message(format!("planning transfer to {dest}")));
         let cache = self.cache.clone();
-        let (session, out) = blocking(move || plan(op, dest, manifest, header.prune, &cache))
-            .await
-            .map_err(|e| convert::error(&e))?;
+        let planned = blocking(move || plan(op, dest, manifest, header.prune, &cache)).await;
+        let (session, out) = planned.map_err(|e| {
+            let ev = self
+                .events
+                .event(&header.operation_id, Phase::Transfer, EventKind::Failed);
+            self.events.publish(ev.message(e.to_string()));
+            convert::error(&e)
+        })?;
         self.sessions.insert(header.transfer_id, session);
         Ok(Response::new(pb::PlanReply {
             missing: out.missing.iter().map(|h| h.0.to_vec()).collect(),
