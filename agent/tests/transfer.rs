@@ -232,6 +232,29 @@ async fn bad_input_is_refused() {
         .await
         .unwrap_err();
     assert!(e.message().contains("parent"), "{e}");
+    // A single-file copy (no prune) never removes a directory in its way.
+    std::fs::create_dir_all(dest.path().join("conf/keep")).unwrap();
+    let header = pb::PlanHeader {
+        transfer_id: "f".into(),
+        destination: dest.path().display().to_string(),
+        chunk_size: CS as u32,
+        prune: false,
+        operation_id: "op".into(),
+        entry_count: 1,
+    };
+    let msgs = vec![
+        pb::PlanRequest {
+            msg: Some(pb::plan_request::Msg::Header(header)),
+        },
+        pb::PlanRequest {
+            msg: Some(pb::plan_request::Msg::Entries(pb::EntryBatch {
+                entries: vec![file("conf", b"x", 0o644)],
+            })),
+        },
+    ];
+    let e = c.plan(futures::stream::iter(msgs)).await.unwrap_err();
+    assert!(e.message().contains("is a directory"), "{e}");
+    assert!(dest.path().join("conf/keep").is_dir());
     let e = c
         .commit(pb::CommitRequest {
             transfer_id: "nope".into(),

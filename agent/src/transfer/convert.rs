@@ -67,9 +67,9 @@ pub fn commit_reply(a: Applied) -> pb::CommitReply {
 
 pub fn error(e: &TransferError) -> Status {
     match e {
-        TransferError::NoSession(_) | TransferError::MissingChunks { .. } => {
-            Status::failed_precondition(e.to_string())
-        }
+        TransferError::NoSession(_)
+        | TransferError::MissingChunks { .. }
+        | TransferError::DirectoryInTheWay(_) => Status::failed_precondition(e.to_string()),
         TransferError::BadChunk(_) | TransferError::Manifest(_) => {
             Status::invalid_argument(e.to_string())
         }

@@ -65,6 +65,8 @@ pub enum TransferError {
     NoSession(String),
     #[error("transfer `{id}`: {missing} chunks are still missing; push them before commit")]
     MissingChunks { id: String, missing: usize },
+    #[error("{0} is a directory on the node; give the destination file's full path")]
+    DirectoryInTheWay(PathBuf),
     #[error("bad chunk: {0}")]
     BadChunk(String),
     #[error("manifest: {0}")]

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use ferry_shared::transfer::{ChunkHash, DestRoot, Manifest, diff};
+use ferry_shared::transfer::{ChunkHash, DestRoot, Manifest, ObservedKind, diff};
 
 use super::cache::ChunkCache;
 use super::scan::{read_local, scan};
@@ -34,6 +34,19 @@ pub fn plan(
     let root = Path::new(dest.as_str());
     let s = scan(root, &manifest, prune)?;
     let d = diff(&manifest, &s.observed, prune);
+    if !prune {
+        // Without prune (a single-file copy) a directory in the way is an
+        // operator mistake, never something to remove.
+        let dirs: std::collections::HashSet<&str> = s
+            .observed
+            .iter()
+            .filter(|o| matches!(o.kind, ObservedKind::Dir))
+            .map(|o| o.path.as_str())
+            .collect();
+        if let Some(p) = d.delete.iter().find(|p| dirs.contains(p.as_str())) {
+            return Err(TransferError::DirectoryInTheWay(root.join(p)));
+        }
+    }
     let mut out = PlanOutcome {
         files_total: manifest.file_count(),
         files_unchanged: d.unchanged_files.len() as u64,
