@@ -1,0 +1,136 @@
+//! End to end on the testbed: the agent of one node is SIGKILLed in the
+//! middle of `ferry scp`; the other nodes finish, that node alone fails, and
+//! a re-run completes it without re-sending the chunks that had landed.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{Bastion, find, json_lines, stderr};
+use ferry_tests::testbed::{Testbed, TestbedConfig};
+
+const DST: &str = "/opt/ferry-scp-interrupt";
+const MIB: usize = 1 << 20;
+
+fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+fn cached_chunks(tb: &Testbed, i: usize) -> usize {
+    let out = tb
+        .exec(
+            i,
+            &[
+                "bash",
+                "-c",
+                "find /var/lib/ferry/cache/chunks -type f 2>/dev/null | wc -l",
+            ],
+        )
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+/// The pid of the serving agent (not its supervisor) inside node `i`.
+fn serving_agent_pid(tb: &Testbed, i: usize) -> String {
+    let ps = tb.exec_ok(i, &["ps", "-eo", "pid=,args="]).unwrap();
+    ps.lines()
+        .find(|l| l.contains("ferry-agent serve"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no serving agent in:\n{ps}"))
+        .to_string()
+}
+
+#[test]
+fn a_node_killed_mid_transfer_fails_alone_and_a_rerun_resumes_it() {
+    let tb = Testbed::up(TestbedConfig {
+        nodes: 3,
+        ..Default::default()
+    })
+    .expect("testbed up");
+    let b = Bastion::new(&tb);
+    let ip: Vec<String> = tb.nodes().iter().map(|n| n.ip.to_string()).collect();
+    let pw = tb.password("root").unwrap().to_string();
+    let out = b.ferry(&["agent", "install", "--masters", &ip.join(","), "-p", &pw]);
+    assert!(out.status.success(), "install: {}", stderr(&out));
+
+    let src_dir = tempfile::tempdir().unwrap();
+    let src = src_dir.path().join("tree");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("blob"), noise(24 * MIB, 11)).unwrap();
+    let src_s = src.to_string_lossy().into_owned();
+
+    // Slow node 1 down so the transfer to it is still running when killed.
+    tb.shape(1, 40).unwrap();
+    let child = b
+        .command(&["--output", "json", "scp", &src_s, DST])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let end = Instant::now() + Duration::from_secs(60);
+    while cached_chunks(&tb, 1) < 4 {
+        assert!(Instant::now() < end, "node 1 never received chunks");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = serving_agent_pid(&tb, 1);
+    tb.exec_ok(1, &["kill", "-KILL", &pid]).unwrap();
+    let out = child.wait_with_output().unwrap();
+    eprintln!("{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "one node failed");
+    let ev = json_lines(&out.stdout);
+    assert_eq!(find(&ev, &ip[1], "transfer", "failed").len(), 1);
+    for i in [&ip[0], &ip[2]] {
+        assert_eq!(
+            find(&ev, i, "transfer", "finished").len(),
+            1,
+            "{i} finished"
+        );
+    }
+    let landed = cached_chunks(&tb, 1);
+    assert!(landed >= 4 && landed < 24, "{landed} chunks landed");
+
+    // The supervisor restarts the agent; the re-run sends only the rest.
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = b.ferry(&["agent", "status", "--ips", &ip[1]]);
+        if out.status.success() {
+            break;
+        }
+        assert!(Instant::now() < end, "agent on node 1 did not come back");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let (out, ev) = b.ferry_json(&["scp", &src_s, DST]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let c = &find(&ev, &ip[1], "transfer", "finished")[0]["counters"];
+    let sent = c["content_bytes_sent"].as_u64().unwrap();
+    assert!(
+        sent <= ((24 - landed) * MIB) as u64,
+        "re-sent landed chunks: {c}"
+    );
+    assert!(sent > 0, "{c}");
+    for i in [&ip[0], &ip[2]] {
+        let c = &find(&ev, i, "transfer", "finished")[0]["counters"];
+        assert_eq!(c["content_bytes_sent"].as_u64(), Some(0), "{c}");
+    }
+    let want = tb
+        .exec_ok(0, &["sha256sum", &format!("{DST}/blob")])
+        .unwrap();
+    let got = tb
+        .exec_ok(1, &["sha256sum", &format!("{DST}/blob")])
+        .unwrap();
+    assert_eq!(got, want);
+}
