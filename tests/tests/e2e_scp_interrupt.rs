@@ -101,7 +101,7 @@ fn a_node_killed_mid_transfer_fails_alone_and_a_rerun_resumes_it() {
         );
     }
     let landed = cached_chunks(&tb, 1);
-    assert!(landed >= 4 && landed < 24, "{landed} chunks landed");
+    assert!((4..24).contains(&landed), "{landed} chunks landed");
 
     // The supervisor restarts the agent; the re-run sends only the rest.
     let end = Instant::now() + Duration::from_secs(30);
