@@ -190,7 +190,8 @@ impl LbController {
                     spec.health.interval_ms
                 )),
         );
-        applied?;
+        // The reconcile task starts even when this first apply failed: it
+        // retries every tick, and the error still reaches the caller.
         let cancel = self.inner.shutdown.child_token();
         let task = tokio::spawn(reconcile(
             self.clone(),
@@ -211,7 +212,7 @@ impl LbController {
             cancel,
             task,
         });
-        Ok(outcome)
+        applied.map(|()| outcome)
     }
 
     /// Removes rules, route and persisted state. Returns whether anything

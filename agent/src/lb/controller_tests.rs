@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 struct Mock {
     rules: Mutex<Option<LbRules>>,
     applies: AtomicUsize,
+    /// Applies that fail before one succeeds.
+    failing: AtomicUsize,
 }
 
 #[tonic::async_trait]
@@ -17,6 +19,16 @@ impl Backend for Mock {
     }
     async fn apply(&self, rules: &LbRules) -> Result<(), LbError> {
         self.applies.fetch_add(1, Ordering::SeqCst);
+        if self
+            .failing
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(LbError::Parse {
+                argv: "nft -f -".into(),
+                detail: "injected".into(),
+            });
+        }
         *self.rules.lock().unwrap() = Some(rules.effective());
         Ok(())
     }
@@ -162,4 +174,29 @@ async fn health_drives_membership_versions_persist_and_delete_clears() {
     assert_eq!(mock.read().await.unwrap(), None);
     assert!(!dir.path().join("state.json").exists());
     assert_eq!(ctl.status(), LbStatus::default());
+}
+
+#[tokio::test]
+async fn a_failed_first_apply_is_reported_and_retried() {
+    let ok = Arc::new(AtomicU16::new(200));
+    let a1 = tls_server(ok).await;
+    let mock = Arc::new(Mock::default());
+    mock.failing.store(1, Ordering::SeqCst);
+    let events = EventBus::new("n1");
+    let ctl = LbController::new(
+        events,
+        Arc::new(Factory(mock.clone())),
+        None,
+        CancellationToken::new(),
+    )
+    .unwrap();
+    let err = ctl.set(spec(&[a1], 1), "op").await.unwrap_err();
+    assert!(err.to_string().contains("injected"), "{err}");
+    assert!(ctl.status().last_error.contains("injected"));
+    let m = mock.clone();
+    until(|| m.rules.lock().unwrap().is_some()).await;
+    let c = ctl.clone();
+    until(move || c.status().last_error.is_empty()).await;
+    // The state is held: the same version again is a no-op.
+    assert!(!ctl.set(spec(&[a1], 1), "op").await.unwrap().changed);
 }
