@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use ferry_shared::{EventKind, HostAddr, Phase};
 
+use super::summary::Summary;
 use super::{CliError, Exit, select, ssh_args};
 use crate::cli::{AgentOpts, InstallArgs, SshArgs, UninstallArgs, UpgradeArgs};
 use crate::client::ClientTls;
@@ -96,29 +97,30 @@ async fn run_install(
     })
     .await;
     let mut inv = cluster.load_inventory()?;
-    let mut failed = 0;
-    let mut rows = Vec::new();
+    let mut sum = Summary::default();
     for (host, res) in hosts.iter().zip(results) {
         match res {
             Ok(rec) => {
-                rows.push(format!(
-                    "  {host:<22} ok      {} agent {} ({})",
-                    rec.hostname, rec.agent_version, rec.supervisor
-                ));
+                sum.ok(
+                    host,
+                    format_args!(
+                        "{} agent {} ({})",
+                        rec.hostname, rec.agent_version, rec.supervisor
+                    ),
+                );
                 inv.upsert(rec);
             }
             Err(e) => {
-                failed += 1;
                 r.emit(
                     r.event(host, e.phase(), EventKind::Failed)
                         .message(e.to_string()),
                 );
-                rows.push(format!("  {host:<22} FAILED  [{}] {e}", e.phase()));
+                sum.failed(host, format_args!("[{}] {e}", e.phase()));
             }
         }
     }
     cluster.save_inventory(&inv)?;
-    finish(r, "install", &rows, failed, hosts.len(), started)
+    Ok(finish(r, "install", &sum, started))
 }
 
 pub async fn uninstall(
@@ -143,59 +145,37 @@ pub async fn uninstall(
     })
     .await;
     let mut inv = cluster.load_inventory()?;
-    let (mut failed, mut rows) = (0, Vec::new());
+    let mut sum = Summary::default();
     for (addr, res) in addrs.iter().zip(results) {
+        let host = addr.to_string();
         match res {
             Ok(()) => {
                 inv.remove(addr);
-                rows.push(format!("  {addr:<22} removed"));
+                sum.ok(&host, "removed");
             }
             Err(e) => {
-                failed += 1;
                 r.emit(
-                    r.event(&addr.to_string(), e.phase(), EventKind::Failed)
+                    r.event(&host, e.phase(), EventKind::Failed)
                         .message(e.to_string()),
                 );
-                rows.push(format!("  {addr:<22} FAILED  [{}] {e}", e.phase()));
+                sum.failed(&host, format_args!("[{}] {e}", e.phase()));
             }
         }
     }
     cluster.save_inventory(&inv)?;
-    finish(r, "uninstall", &rows, failed, addrs.len(), started)
+    Ok(finish(r, "uninstall", &sum, started))
 }
 
-fn finish(
-    r: &Reporter,
-    what: &str,
-    rows: &[String],
-    failed: usize,
-    total: usize,
-    started: Instant,
-) -> Result<Exit, CliError> {
-    let secs = started.elapsed().as_secs_f64();
+/// Prints the summary and emits the cluster-wide `agent` event.
+fn finish(r: &Reporter, what: &str, sum: &Summary, started: Instant) -> Exit {
     r.finish();
-    r.text(&format!(
-        "agent {what}: {} of {total} hosts ok in {secs:.1}s",
-        total - failed
-    ));
-    for row in rows {
-        r.text(row);
-    }
-    let kind = if failed == 0 {
-        EventKind::Finished
-    } else {
-        EventKind::Failed
-    };
+    let exit = sum.print(r, &format!("agent {what}"), started);
     r.emit(
-        r.event("", Phase::Agent, kind)
+        r.event("", Phase::Agent, sum.kind())
             .message(format!("agent {what}"))
-            .counter("hosts", total as u64)
-            .counter("failed", failed as u64)
-            .counter("duration_ms", (secs * 1000.0) as u64),
+            .counter("hosts", sum.total() as u64)
+            .counter("failed", sum.failed_count() as u64)
+            .counter("duration_ms", started.elapsed().as_millis() as u64),
     );
-    Ok(if failed == 0 {
-        Exit::Ok
-    } else {
-        Exit::HostsFailed
-    })
+    exit
 }

@@ -67,9 +67,5 @@ pub async fn events(cluster: &ClusterState, r: &Reporter, a: EventsArgs) -> Resu
         _ = async { match limit { Some(d) => tokio::time::sleep(d).await, None => std::future::pending().await } } => {}
         _ = tokio::signal::ctrl_c() => {}
     }
-    Ok(if failed == 0 {
-        Exit::Ok
-    } else {
-        Exit::HostsFailed
-    })
+    Ok(Exit::from_failures(failed))
 }

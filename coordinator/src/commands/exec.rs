@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use ferry_shared::{EventKind, ExecSpec, ExitOutcome, OutputStream, Phase};
 use futures::StreamExt;
 
+use super::summary::Summary;
 use super::{CliError, Exit, select};
 use crate::cli::ExecArgs;
 use crate::client::{AgentClient, ClientError, ClientTls, ExecItem};
@@ -78,43 +79,18 @@ pub async fn exec(cluster: &ClusterState, r: &Reporter, a: ExecArgs) -> Result<E
         }
     };
     r.finish();
-    let mut failed = 0;
-    let mut rows = Vec::new();
+    let mut sum = Summary::default();
     for (host, res) in hosts.iter().zip(&results) {
         match res {
-            Ok(o) if o.success() => rows.push(format!(
-                "  {host:<22} ok      {:.2}s",
-                o.duration.as_secs_f64()
-            )),
-            Ok(o) => {
-                failed += 1;
-                rows.push(format!(
-                    "  {host:<22} FAILED  {} after {:.2}s",
-                    o.describe(),
-                    o.duration.as_secs_f64()
-                ));
-            }
-            Err(e) => {
-                failed += 1;
-                rows.push(format!("  {host:<22} FAILED  {e}"));
-            }
+            Ok(o) if o.success() => sum.ok(host, format_args!("{:.2}s", o.duration.as_secs_f64())),
+            Ok(o) => sum.failed(
+                host,
+                format_args!("{} after {:.2}s", o.describe(), o.duration.as_secs_f64()),
+            ),
+            Err(e) => sum.failed(host, e),
         }
     }
-    let total = hosts.len();
-    r.text(&format!(
-        "exec `{}`: {} of {total} nodes ok in {:.2}s",
-        a.command.join(" "),
-        total - failed,
-        started.elapsed().as_secs_f64()
-    ));
-    for row in &rows {
-        r.text(row);
-    }
-    Ok(if failed == 0 {
-        Exit::Ok
-    } else {
-        Exit::HostsFailed
-    })
+    Ok(sum.print(r, &format!("exec `{}`", a.command.join(" ")), started))
 }
 
 async fn run_on(

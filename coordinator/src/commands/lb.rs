@@ -102,14 +102,6 @@ where
     )
 }
 
-fn exit_for(failed: usize) -> Exit {
-    if failed == 0 {
-        Exit::Ok
-    } else {
-        Exit::HostsFailed
-    }
-}
-
 async fn sync(cluster: &ClusterState, r: &Reporter, a: LbSyncArgs) -> Result<Exit, CliError> {
     let version = u64::try_from(now_ms()).unwrap_or(1).max(1);
     let spec = spec_from_args(&a, version)?;
@@ -173,7 +165,7 @@ async fn sync(cluster: &ClusterState, r: &Reporter, a: LbSyncArgs) -> Result<Exi
         nodes.len(),
         took.as_millis()
     ));
-    Ok(exit_for(failed))
+    Ok(Exit::from_failures(failed))
 }
 
 fn render(host: &str, s: &NodeLbStatus) -> String {
@@ -231,7 +223,7 @@ async fn status(cluster: &ClusterState, r: &Reporter, a: LbSelectArgs) -> Result
             }
         }
     }
-    Ok(exit_for(failed))
+    Ok(Exit::from_failures(failed))
 }
 
 async fn delete(cluster: &ClusterState, r: &Reporter, a: LbSelectArgs) -> Result<Exit, CliError> {
@@ -270,7 +262,7 @@ async fn delete(cluster: &ClusterState, r: &Reporter, a: LbSelectArgs) -> Result
             }
         }
     }
-    Ok(exit_for(failed))
+    Ok(Exit::from_failures(failed))
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ mod lb;
 mod scp;
 mod ssh_args;
 mod status;
+mod summary;
 
 use crate::cli::{AgentCommand, Cli, Command};
 use crate::output::{Reporter, new_operation_id};
@@ -22,6 +23,17 @@ pub enum Exit {
     Usage = 2,
     /// Interrupted by Ctrl-C; remote work was cancelled.
     Interrupted = 130,
+}
+
+impl Exit {
+    /// `Ok` when no host failed, `HostsFailed` otherwise.
+    pub fn from_failures(failed: usize) -> Self {
+        if failed == 0 {
+            Exit::Ok
+        } else {
+            Exit::HostsFailed
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

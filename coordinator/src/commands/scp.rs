@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use ferry_shared::transfer::{DEFAULT_CHUNK_SIZE, DestRoot, counters as c};
 use ferry_shared::{Event, EventKind, Phase};
 
+use super::summary::Summary;
 use super::{CliError, Exit, select};
 use crate::cli::ScpArgs;
 use crate::client::{AgentClient, ClientTls};
@@ -87,52 +88,31 @@ pub async fn scp(cluster: &ClusterState, r: &Reporter, a: ScpArgs) -> Result<Exi
         }
     };
     r.finish();
-    let mut failed = 0u64;
-    let mut rows = Vec::new();
+    let mut sum = Summary::default();
     for (host, res) in hosts.iter().zip(&results) {
         match res {
-            Ok(s) => rows.push(format!(
-                "  {host:<22} ok      {} files written, {} unchanged, {} deleted; sent {} ({} on the wire) in {:.2}s",
-                s.files_written,
-                s.progress.files_unchanged,
-                s.deleted,
-                mib(s.progress.content_sent),
-                mib(s.progress.wire_sent),
-                s.duration.as_secs_f64()
-            )),
-            Err(e) => {
-                failed += 1;
-                rows.push(format!("  {host:<22} FAILED  {e}"));
-            }
+            Ok(s) => sum.ok(
+                host,
+                format_args!(
+                    "{} files written, {} unchanged, {} deleted; sent {} ({} on the wire) in {:.2}s",
+                    s.files_written,
+                    s.progress.files_unchanged,
+                    s.deleted,
+                    mib(s.progress.content_sent),
+                    mib(s.progress.wire_sent),
+                    s.duration.as_secs_f64()
+                ),
+            ),
+            Err(e) => sum.failed(host, e),
         }
     }
-    let total = hosts.len() as u64;
-    let kind = if failed == 0 {
-        EventKind::Finished
-    } else {
-        EventKind::Failed
-    };
     r.emit(
-        r.event("", Phase::Transfer, kind)
-            .counter("hosts", total)
-            .counter("failed", failed)
+        r.event("", Phase::Transfer, sum.kind())
+            .counter("hosts", sum.total() as u64)
+            .counter("failed", sum.failed_count() as u64)
             .counter(c::DURATION_MS, started.elapsed().as_millis() as u64),
     );
-    r.text(&format!(
-        "scp {} -> {}: {} of {total} nodes ok in {:.2}s",
-        a.src.display(),
-        a.dst,
-        total - failed,
-        started.elapsed().as_secs_f64()
-    ));
-    for row in &rows {
-        r.text(row);
-    }
-    Ok(if failed == 0 {
-        Exit::Ok
-    } else {
-        Exit::HostsFailed
-    })
+    Ok(sum.print(r, &format!("scp {} -> {}", a.src.display(), a.dst), started))
 }
 
 async fn run_on(

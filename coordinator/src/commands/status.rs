@@ -75,11 +75,7 @@ pub async fn status(cluster: &ClusterState, r: &Reporter, a: StatusArgs) -> Resu
             }
         }
     }
-    Ok(if failed == 0 {
-        Exit::Ok
-    } else {
-        Exit::HostsFailed
-    })
+    Ok(Exit::from_failures(failed))
 }
 
 fn truncate(s: &str, n: usize) -> String {
