@@ -11,6 +11,7 @@ pub mod facts;
 pub mod hosts;
 pub mod image;
 pub mod kubeadm;
+pub mod kubefile;
 pub mod lb;
 pub mod phase;
 pub mod pki;
