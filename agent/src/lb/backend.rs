@@ -8,6 +8,7 @@ use ferry_shared::lb::{BackendKind, LbRules};
 use super::LbError;
 use super::ipvs::IpvsBackend;
 use super::nft::NftBackend;
+use super::vip::VipMode;
 
 #[tonic::async_trait]
 pub trait Backend: Send + Sync {
@@ -28,24 +29,27 @@ pub trait BackendFactory: Send + Sync {
 }
 
 /// The real backends. `prefix` is prepended to every command (tests run
-/// them in a network namespace with `ip netns exec NAME`).
+/// them in a network namespace with `ip netns exec NAME`); `vip_mode` is
+/// how the IPVS backend makes the VIP reachable (nftables always routes).
 #[derive(Debug, Clone, Default)]
 pub struct SystemBackends {
     pub prefix: Vec<String>,
+    pub vip_mode: VipMode,
 }
 
 impl BackendFactory for SystemBackends {
     fn backend(&self, kind: BackendKind) -> Result<Arc<dyn Backend>, LbError> {
+        let ipvs = || -> Arc<dyn Backend> {
+            Arc::new(IpvsBackend::new(self.prefix.clone(), self.vip_mode))
+        };
         match kind {
-            // IPVS is preferred where the kernel has it once the netlink
-            // backend exists; until then `auto` means nftables.
-            BackendKind::Auto | BackendKind::Nftables => {
-                Ok(Arc::new(NftBackend::new(self.prefix.clone())))
-            }
-            BackendKind::Ipvs => {
-                IpvsBackend::detect()?;
-                Err(LbError::IpvsNotImplemented)
-            }
+            BackendKind::Nftables => Ok(Arc::new(NftBackend::new(self.prefix.clone()))),
+            BackendKind::Ipvs => IpvsBackend::detect().map(|()| ipvs()),
+            // IPVS where the kernel has it (as lvscare), else nftables.
+            BackendKind::Auto => Ok(match IpvsBackend::detect() {
+                Ok(()) => ipvs(),
+                Err(_) => Arc::new(NftBackend::new(self.prefix.clone())),
+            }),
         }
     }
 }

@@ -83,9 +83,7 @@ pub fn error(e: &LbError) -> Status {
     match e {
         LbError::Spec(_) => Status::invalid_argument(e.to_string()),
         LbError::Stale { .. } | LbError::Conflict(_) => Status::failed_precondition(e.to_string()),
-        LbError::IpvsUnavailable(_) | LbError::IpvsNotImplemented => {
-            Status::failed_precondition(e.to_string())
-        }
+        LbError::IpvsUnavailable(_) => Status::failed_precondition(e.to_string()),
         _ => Status::internal(e.to_string()),
     }
 }

@@ -1,7 +1,8 @@
 //! The VIP load balancer controller (lvscare's job inside the agent): the
 //! coordinator pushes a desired state ([`ferry_shared::lb::LbSpec`]), the
 //! controller persists it, health-checks the members and keeps the kernel
-//! rules in line through a [`Backend`] (nftables today; IPVS is a stub).
+//! rules in line through a [`Backend`] (IPVS over generic netlink where the
+//! kernel has it, else nftables).
 //!
 //! Invariants: rules live in their own table (`ip ferry_lb`) so nothing else
 //! is touched; the desired state survives agent restarts (persisted 0600
@@ -17,6 +18,7 @@ pub mod nft;
 pub mod nft_rules;
 pub mod service;
 pub mod store;
+pub mod vip;
 
 use std::path::PathBuf;
 
@@ -35,10 +37,8 @@ pub enum LbError {
     Conflict(u64),
     #[error("IPVS not available on this kernel ({0}); use the nftables backend")]
     IpvsUnavailable(String),
-    #[error(
-        "IPVS programming over netlink is not implemented yet; use the nftables backend (`--backend nftables` or `auto`)"
-    )]
-    IpvsNotImplemented,
+    #[error("IPVS over netlink: {0}")]
+    Ipvs(#[from] ipvs::genl::GenlError),
     #[error("cannot run `{argv}`: {source}")]
     Spawn {
         argv: String,

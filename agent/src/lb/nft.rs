@@ -1,8 +1,7 @@
 //! The nftables backend: the table `ip ferry_lb` ([`super::nft_rules`]),
 //! applied with `nft -f -` in one atomic transaction, read back with
-//! `nft -j`, plus lvscare's route mode so the VIP is routable from the node:
-//! `ip route replace VIP/32` towards the members' next hop with the node's
-//! own source address (the output-hook DNAT then picks the member).
+//! `nft -j`, plus lvscare's route mode ([`super::vip`]) so the VIP is
+//! routable from the node (the output-hook DNAT then picks the member).
 
 use std::net::Ipv4Addr;
 use std::process::Stdio;
@@ -16,6 +15,7 @@ use tokio::process::Command;
 use super::LbError;
 use super::backend::Backend;
 use super::nft_rules::{self, TABLE};
+use super::vip::{self, VipMode};
 
 /// Longest time one `nft`/`ip` invocation may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -35,7 +35,7 @@ pub(crate) struct Ran {
 }
 
 impl Ran {
-    fn require(self) -> Result<String, LbError> {
+    pub(crate) fn require(self) -> Result<String, LbError> {
         if self.ok {
             Ok(self.stdout)
         } else {
@@ -107,44 +107,10 @@ impl NftBackend {
         self.routed.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// `ip route replace VIP/32` the way the node reaches `member`.
-    async fn route_vip(&self, vip: Ipv4Addr, member: Ipv4Addr) -> Result<(), LbError> {
-        let m = member.to_string();
-        let out = run(&self.prefix, &["ip", "-j", "route", "get", &m], "")
-            .await?
-            .require()?;
-        let parse_err = |detail: &str| LbError::Parse {
-            argv: format!("ip -j route get {m}"),
-            detail: detail.to_string(),
-        };
-        let v: serde_json::Value =
-            serde_json::from_str(&out).map_err(|e| parse_err(&e.to_string()))?;
-        let r = &v[0];
-        let dev = r["dev"].as_str().ok_or_else(|| parse_err("no dev"))?;
-        let dst = format!("{vip}/32");
-        let mut argv = vec!["ip", "route", "replace", &dst];
-        if let Some(gw) = r["gateway"].as_str() {
-            argv.extend(["via", gw]);
-        }
-        argv.extend(["dev", dev]);
-        if let Some(src) = r["prefsrc"].as_str() {
-            argv.extend(["src", src]);
-        }
-        run(&self.prefix, &argv, "").await?.require()?;
-        *self.routed() = Some(vip);
-        Ok(())
-    }
-
     async fn unroute(&self, vip: Ipv4Addr) -> Result<(), LbError> {
-        let dst = format!("{vip}/32");
-        let ran = run(&self.prefix, &["ip", "route", "del", &dst], "").await?;
-        // "No such process": the route is already gone.
-        if ran.ok || ran.stderr.contains("No such process") {
-            *self.routed() = None;
-            Ok(())
-        } else {
-            ran.require().map(drop)
-        }
+        vip::unroute(&self.prefix, vip).await?;
+        *self.routed() = None;
+        Ok(())
     }
 }
 
@@ -165,7 +131,8 @@ impl Backend for NftBackend {
             self.unroute(old).await?;
         }
         if let Some(first) = rules.members.keys().next() {
-            self.route_vip(vip, *first.ip()).await?;
+            vip::ensure(&self.prefix, VipMode::Route, vip, *first.ip()).await?;
+            *self.routed() = Some(vip);
         }
         Ok(())
     }
