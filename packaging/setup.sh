@@ -2,17 +2,24 @@
 # Installs what building and testing ferry needs on a Debian machine, only
 # where missing: apt packages (OpenSSH server for testbed nodes, musl-tools for
 # the static agent, nftables, iproute2, sudo, openssl, curl for the load
-# balancer e2e) and the musl rust target.
+# balancer e2e; qemu-system-x86, busybox-static, ipvsadm and cpio for the IPVS
+# VM test, whose kernel package tests/vm/prepare.sh fetches with
+# `apt-get download`) and the musl rust target.
 set -euo pipefail
 
 need=()
 for pair in sshd:openssh-server x86_64-linux-musl-gcc:musl-tools nft:nftables ip:iproute2 tc:iproute2 \
-            sudo:sudo openssl:openssl ssh-keygen:openssh-client curl:curl; do
+            sudo:sudo openssl:openssl ssh-keygen:openssh-client curl:curl \
+            qemu-system-x86_64:qemu-system-x86 ipvsadm:ipvsadm cpio:cpio; do
   bin=${pair%%:*} pkg=${pair#*:}
   if ! command -v "$bin" >/dev/null 2>&1 && ! [ -x "/usr/sbin/$bin" ]; then
     need+=("$pkg")
   fi
 done
+# The VM's /init must be a static busybox.
+if ! [ -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then
+  need+=(busybox-static)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
   echo "setup: installing ${need[*]}"
