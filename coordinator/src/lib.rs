@@ -8,6 +8,7 @@ pub mod fanout;
 pub mod image;
 pub mod install;
 pub mod lb;
+pub mod oci;
 pub mod output;
 pub mod ssh;
 pub mod state;
