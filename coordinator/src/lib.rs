@@ -1,6 +1,7 @@
 //! `ferry`, the coordinator: bootstraps agents over SSH once, then drives
 //! them over mTLS gRPC. `main.rs` only parses flags and maps the exit code.
 
+pub mod build;
 pub mod cli;
 pub mod client;
 pub mod commands;

@@ -11,7 +11,10 @@
 //!   substitution in `FROM`/`COPY`/`ENV`/`LABEL`/`ARG`, COPY sources checked
 //!   to stay inside the context, a [`Plan`] to build from.
 //! - [`ignore`]: `.dockerignore` / `.sealignore` matching.
+//! - [`collect`]: images a cluster image carries (`images/shim/*`,
+//!   `manifests/*.yaml`, `images/skopeo/tar.txt`).
 
+pub mod collect;
 pub mod ignore;
 pub mod lines;
 mod parse;
