@@ -127,7 +127,8 @@ pub async fn serve(
         .add_service(lb_svc)
         .add_service(
             ferry_proto::transfer_pb::transfer_server::TransferServer::new(
-                crate::transfer::TransferService::new(&config.transfer, events.clone()),
+                crate::transfer::TransferService::new(&config.transfer, events.clone())
+                    .with_relay_tls(config.tls.clone()),
             )
             .max_decoding_message_size(crate::transfer::service::MAX_MESSAGE),
         );

@@ -8,7 +8,7 @@ use std::time::Duration;
 use ferry_shared::Secret;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
 
 pub const CA_FILE: &str = "ca.crt";
 pub const CERT_FILE: &str = "agent.crt";
@@ -111,6 +111,16 @@ impl TlsMaterial {
             .client_ca_root(Certificate::from_pem(&self.ca_pem))
             .client_auth_optional(false)
             .timeout(HANDSHAKE_TIMEOUT)
+    }
+
+    /// A client config for agent-to-agent traffic (transfer relays): this
+    /// agent's certificate as client identity, peers verified against the
+    /// cluster CA under `domain` (their IP, a SAN of every agent cert).
+    pub fn client_config(&self, domain: &str) -> ClientTlsConfig {
+        ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(&self.ca_pem))
+            .identity(Identity::from_pem(&self.cert_pem, self.key_pem.expose()))
+            .domain_name(domain)
     }
 }
 

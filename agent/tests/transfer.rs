@@ -110,6 +110,7 @@ async fn push(c: &mut TransferClient<Channel>, id: &str, missing: &[Vec<u8>], so
                 raw_len: chunk.len() as u32,
                 encoding: pb::ChunkEncoding::Zstd as i32,
                 data: zstd::bulk::compress(chunk, 3).unwrap(),
+                needed_by: Vec::new(),
             })),
         });
     }
@@ -269,6 +270,7 @@ async fn bad_input_is_refused() {
             raw_len: 1,
             encoding: pb::ChunkEncoding::Raw as i32,
             data: b"b".to_vec(),
+            needed_by: Vec::new(),
         })),
     }];
     let mut acks = c

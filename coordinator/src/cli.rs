@@ -209,6 +209,8 @@ pub struct ScpArgs {
     pub select: SelectArgs,
     #[command(flatten)]
     pub fanout: Fanout,
+    #[command(flatten)]
+    pub relay: crate::transfer::args::RelayArgs,
     /// Local file or directory.
     pub src: PathBuf,
     /// Absolute path on the nodes. A directory SRC is mirrored there:

@@ -7,6 +7,7 @@ pub mod apply;
 pub mod cache;
 pub mod convert;
 pub mod plan;
+pub mod relay;
 pub mod scan;
 pub mod service;
 

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use ferry_proto::transfer_pb as pb;
-use ferry_shared::transfer::{ChunkHash, MAX_CHUNK_SIZE, Manifest};
+use ferry_shared::transfer::{ChunkHash, MAX_CHUNK_SIZE, Manifest, Needs};
 use ferry_shared::{EventKind, Phase};
 use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
@@ -15,8 +15,10 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::apply::apply;
 use super::plan::{plan, still_missing};
+use super::relay::{self, AckTx, Downstream};
 use super::{ChunkCache, Sessions, TransferConfig, TransferError, convert};
 use crate::events::EventBus;
+use crate::tls::TlsMaterial;
 
 /// Acks buffered per Push stream.
 const ACK_BUFFER: usize = 64;
@@ -31,6 +33,7 @@ pub struct TransferService {
     sessions: Sessions,
     events: EventBus,
     commit_lock: Arc<tokio::sync::Mutex<()>>,
+    relay_tls: Option<TlsMaterial>,
 }
 
 impl TransferService {
@@ -40,7 +43,15 @@ impl TransferService {
             sessions: Sessions::default(),
             events,
             commit_lock: Arc::new(tokio::sync::Mutex::new(())),
+            relay_tls: None,
         }
+    }
+
+    /// The agent's own TLS identity, used to forward chunks to relay
+    /// successors. Without it, relay plans are refused.
+    pub fn with_relay_tls(mut self, tls: TlsMaterial) -> Self {
+        self.relay_tls = Some(tls);
+        self
     }
 }
 
@@ -69,6 +80,90 @@ fn store_chunk(cache: &ChunkCache, c: pb::Chunk) -> Result<(ChunkHash, u32), Tra
     }
     cache.put(&h, &raw)?;
     Ok((h, c.raw_len))
+}
+
+/// One Push stream: its session id, an optional relay plan, then chunks.
+/// Each chunk is forwarded to the children that need it, then stored if
+/// this node needs it, then acknowledged (tagged with the session id).
+async fn receive(
+    mut inbound: Streaming<pb::PushFrame>,
+    cache: ChunkCache,
+    tls: Option<TlsMaterial>,
+    tx: AckTx,
+) {
+    use pb::push_frame::Frame;
+    let mut me = String::new();
+    let mut position = None;
+    let mut down: Option<Downstream> = None;
+    while let Some(frame) = inbound.next().await {
+        let chunk = match frame.map(|f| f.frame) {
+            Ok(Some(Frame::Chunk(c))) => c,
+            Ok(Some(Frame::TransferId(id))) => {
+                me = id;
+                continue;
+            }
+            Ok(Some(Frame::Relay(plan))) => {
+                let res = relay::hops(plan).and_then(|(pos, hops)| {
+                    let tls = tls.clone().ok_or_else(|| {
+                        Status::failed_precondition("this agent has no TLS identity to relay with")
+                    })?;
+                    Ok((pos, Downstream::new(hops, tls, tx.clone())))
+                });
+                match res {
+                    Ok((pos, d)) => {
+                        position = Some(pos);
+                        down = Some(d);
+                        continue;
+                    }
+                    Err(s) => {
+                        let _ = tx.send(Err(s)).await;
+                        break;
+                    }
+                }
+            }
+            Ok(None) => continue,
+            Err(s) => {
+                // The upstream is gone; children keep what they got.
+                tracing::debug!(status = %s, "push stream ended with an error");
+                break;
+            }
+        };
+        let needs = Needs(chunk.needed_by.clone());
+        if let Some(d) = down.as_mut() {
+            d.forward(&chunk, &needs).await;
+        }
+        let mine = match position {
+            Some(p) => needs.get(p),
+            None => true,
+        };
+        let ack = if mine {
+            let cache = cache.clone();
+            match blocking(move || store_chunk(&cache, chunk)).await {
+                Ok((h, raw_len)) => Ok(pb::PushAck {
+                    hash: h.0.to_vec(),
+                    raw_len,
+                    node: me.clone(),
+                    ..Default::default()
+                }),
+                Err(e) => Err(convert::error(&e)),
+            }
+        } else {
+            Ok(pb::PushAck {
+                hash: chunk.hash,
+                raw_len: chunk.raw_len,
+                node: me.clone(),
+                passed: true,
+                ..Default::default()
+            })
+        };
+        let failed = ack.is_err();
+        if tx.send(ack).await.is_err() || failed {
+            break;
+        }
+    }
+    if let Some(d) = down {
+        d.finish().await;
+    }
 }
 
 type AckStream = Pin<Box<dyn Stream<Item = Result<pb::PushAck, Status>> + Send + 'static>>;
@@ -150,36 +245,14 @@ impl pb::transfer_server::Transfer for TransferService {
         &self,
         req: Request<Streaming<pb::PushFrame>>,
     ) -> Result<Response<Self::PushStream>, Status> {
-        use pb::push_frame::Frame;
-        let mut inbound = req.into_inner();
+        let inbound = req.into_inner();
         let (tx, rx) = mpsc::channel(ACK_BUFFER);
-        let cache = self.cache.clone();
-        tokio::spawn(async move {
-            while let Some(frame) = inbound.next().await {
-                let chunk = match frame {
-                    Ok(pb::PushFrame {
-                        frame: Some(Frame::Chunk(c)),
-                    }) => c,
-                    Ok(_) => continue,
-                    Err(s) => {
-                        let _ = tx.send(Err(s)).await;
-                        return;
-                    }
-                };
-                let cache = cache.clone();
-                let ack = match blocking(move || store_chunk(&cache, chunk)).await {
-                    Ok((h, raw_len)) => Ok(pb::PushAck {
-                        hash: h.0.to_vec(),
-                        raw_len,
-                    }),
-                    Err(e) => Err(convert::error(&e)),
-                };
-                let failed = ack.is_err();
-                if tx.send(ack).await.is_err() || failed {
-                    return;
-                }
-            }
-        });
+        tokio::spawn(receive(
+            inbound,
+            self.cache.clone(),
+            self.relay_tls.clone(),
+            tx,
+        ));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 

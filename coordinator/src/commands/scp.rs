@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ferry_shared::transfer::{DEFAULT_CHUNK_SIZE, DestRoot, counters as c};
+use ferry_shared::transfer::{DEFAULT_CHUNK_SIZE, DestRoot, Topology, counters as c};
 use ferry_shared::{Event, EventKind, Phase};
 
 use super::summary::Summary;
@@ -16,7 +16,9 @@ use crate::client::{AgentClient, ClientTls};
 use crate::fanout;
 use crate::output::Reporter;
 use crate::state::{ClusterState, NodeRecord};
-use crate::transfer::{NodeStats, Progress, Source, build, transfer_to};
+use crate::transfer::{
+    NodeStats, Progress, SenderStats, Source, Target, build, relay, transfer_to,
+};
 
 /// Minimum time between two progress events of one node.
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);
@@ -31,13 +33,80 @@ fn rate(bytes: u64, d: Duration) -> u64 {
 }
 
 fn with_progress(ev: Event, p: &Progress, elapsed: Duration) -> Event {
+    let r = rate(p.content_sent, elapsed);
+    let left = p.content_total.saturating_sub(p.content_sent);
+    let eta_ms = left.saturating_mul(1000).checked_div(r).unwrap_or(0);
     ev.counter(c::FILES_TOTAL, p.files_total)
         .counter(c::FILES_SKIPPED, p.files_unchanged)
         .counter(c::CONTENT_BYTES_TOTAL, p.content_total)
         .counter(c::CONTENT_BYTES_SENT, p.content_sent)
         .counter(c::WIRE_BYTES_SENT, p.wire_sent)
         .counter(c::REUSED_BYTES, p.reused)
-        .counter(c::RATE_BPS, rate(p.content_sent, elapsed))
+        .counter(c::RATE_BPS, r)
+        .counter(c::ETA_MS, eta_ms)
+}
+
+/// Last progress and emit time per node, and of the total.
+type TrackerState = (Vec<(Progress, Option<Instant>)>, Option<Instant>);
+
+/// Throttled progress events: per node, and the total over all nodes.
+struct Tracker {
+    r: Reporter,
+    hosts: Vec<String>,
+    started: Instant,
+    state: Mutex<TrackerState>,
+}
+
+impl Tracker {
+    fn new(r: Reporter, hosts: Vec<String>) -> Self {
+        let n = hosts.len();
+        Self {
+            r,
+            hosts,
+            started: Instant::now(),
+            state: Mutex::new((vec![(Progress::default(), None); n], None)),
+        }
+    }
+
+    fn update(&self, i: usize, p: &Progress) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(slot) = st.0.get_mut(i) else {
+            return;
+        };
+        slot.0 = *p;
+        let done = p.content_sent >= p.content_total;
+        if slot.1.is_some_and(|t| t.elapsed() < PROGRESS_EVERY) && !done {
+            return;
+        }
+        slot.1 = Some(Instant::now());
+        let ev = self
+            .r
+            .event(&self.hosts[i], Phase::Transfer, EventKind::Progress);
+        let msg = format!("{} / {} to send", mib(p.content_sent), mib(p.content_total));
+        self.r
+            .emit(with_progress(ev, p, self.started.elapsed()).message(msg));
+        if st.1.is_some_and(|t| t.elapsed() < PROGRESS_EVERY) {
+            return;
+        }
+        st.1 = Some(Instant::now());
+        let mut total = Progress::default();
+        for (q, _) in &st.0 {
+            total.files_total += q.files_total;
+            total.files_unchanged += q.files_unchanged;
+            total.content_total += q.content_total;
+            total.content_sent += q.content_sent;
+            total.wire_sent += q.wire_sent;
+            total.reused += q.reused;
+        }
+        let ev = self.r.event("", Phase::Transfer, EventKind::Progress);
+        let msg = format!(
+            "total {} / {} delivered",
+            mib(total.content_sent),
+            mib(total.content_total)
+        );
+        self.r
+            .emit(with_progress(ev, &total, self.started.elapsed()).message(msg));
+    }
 }
 
 pub async fn scp(cluster: &ClusterState, r: &Reporter, a: ScpArgs) -> Result<Exit, CliError> {
@@ -76,11 +145,24 @@ pub async fn scp(cluster: &ClusterState, r: &Reporter, a: ScpArgs) -> Result<Exi
             )),
     );
     let hosts: Vec<String> = nodes.iter().map(|n| n.addr.to_string()).collect();
-    let rr = r.clone();
-    let run = fanout::for_each(nodes, a.fanout.concurrency, move |n| {
-        run_on(n, src.clone(), tls.clone(), rr.clone())
-    });
-    let results = tokio::select! {
+    let topology = a.relay.topology();
+    let run = async {
+        if topology == Topology::Star {
+            let rr = r.clone();
+            let tracker = Arc::new(Tracker::new(r.clone(), hosts.clone()));
+            let res = fanout::for_each(
+                nodes.into_iter().enumerate().collect(),
+                a.fanout.concurrency,
+                move |(i, n)| run_on(i, n, src.clone(), tls.clone(), rr.clone(), tracker.clone()),
+            )
+            .await;
+            (res, None)
+        } else {
+            let (res, s) = run_relay(nodes, src, tls, r, topology, a.fanout.concurrency).await;
+            (res, Some(s))
+        }
+    };
+    let (results, sender) = tokio::select! {
         res = run => res,
         _ = tokio::signal::ctrl_c() => {
             r.emit(r.event("", Phase::Transfer, EventKind::Failed).message("interrupted: transfers cancelled; a re-run resumes"));
@@ -106,61 +188,34 @@ pub async fn scp(cluster: &ClusterState, r: &Reporter, a: ScpArgs) -> Result<Exi
             Err(e) => sum.failed(host, e),
         }
     }
-    r.emit(
-        r.event("", Phase::Transfer, sum.kind())
-            .counter("hosts", sum.total() as u64)
-            .counter("failed", sum.failed_count() as u64)
-            .counter(c::DURATION_MS, started.elapsed().as_millis() as u64),
-    );
+    let mut ev = r
+        .event("", Phase::Transfer, sum.kind())
+        .counter("hosts", sum.total() as u64)
+        .counter("failed", sum.failed_count() as u64)
+        .counter(c::DURATION_MS, started.elapsed().as_millis() as u64)
+        .message(format!("topology {}", topology.as_str()));
+    if let Some(s) = sender {
+        ev = ev
+            .counter(c::SENDER_CHUNKS_SENT, s.chunks_sent)
+            .counter(c::SENDER_CONTENT_BYTES_SENT, s.content_bytes_sent)
+            .counter(c::SENDER_WIRE_BYTES_SENT, s.wire_bytes_sent)
+            .counter(c::RELAY_ROUNDS, s.rounds);
+    }
+    r.emit(ev);
     Ok(sum.print(r, &format!("scp {} -> {}", a.src.display(), a.dst), started))
 }
 
-async fn run_on(
-    n: NodeRecord,
-    src: Arc<Source>,
-    tls: ClientTls,
-    r: Reporter,
-) -> Result<NodeStats, String> {
-    let host = n.addr.to_string();
-    let started = Instant::now();
-    r.emit(
-        r.event(&host, Phase::Transfer, EventKind::Started)
-            .counter(c::FILES_TOTAL, src.manifest.file_count())
-            .counter(c::BYTES_TOTAL, src.manifest.total_bytes())
-            .message(src.dest.to_string()),
-    );
-    let res = async {
-        let client = AgentClient::connect(n.addr.ip, n.agent_port, &tls, Duration::from_secs(10))
-            .await
-            .map_err(|e| e.to_string())?;
-        let last = Mutex::new(None::<Instant>);
-        let on_progress = |p: &Progress| {
-            let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
-            let done = p.content_sent >= p.content_total;
-            if last.is_some_and(|t| t.elapsed() < PROGRESS_EVERY) && !done {
-                return;
-            }
-            *last = Some(Instant::now());
-            let ev = r.event(&host, Phase::Transfer, EventKind::Progress);
-            let msg = format!("{} / {} to send", mib(p.content_sent), mib(p.content_total));
-            r.emit(with_progress(ev, p, started.elapsed()).message(msg));
-        };
-        let id = format!("{}-{host}", r.op());
-        transfer_to(
-            client.channel(),
-            client.endpoint(),
-            src.clone(),
-            id,
-            r.op().to_string(),
-            on_progress,
-        )
-        .await
-        .map_err(|e| e.to_string())
-    }
-    .await;
-    match &res {
+fn started_event(r: &Reporter, host: &str, src: &Source) -> Event {
+    r.event(host, Phase::Transfer, EventKind::Started)
+        .counter(c::FILES_TOTAL, src.manifest.file_count())
+        .counter(c::BYTES_TOTAL, src.manifest.total_bytes())
+        .message(src.dest.to_string())
+}
+
+fn report(r: &Reporter, host: &str, src: &Source, res: &Result<NodeStats, String>) {
+    match res {
         Ok(s) => {
-            let ev = r.event(&host, Phase::Transfer, EventKind::Finished);
+            let ev = r.event(host, Phase::Transfer, EventKind::Finished);
             r.emit(
                 with_progress(ev, &s.progress, s.duration)
                     .counter(c::FILES_SENT, s.files_written)
@@ -177,9 +232,93 @@ async fn run_on(
             );
         }
         Err(e) => r.emit(
-            r.event(&host, Phase::Transfer, EventKind::Failed)
+            r.event(host, Phase::Transfer, EventKind::Failed)
                 .message(e.clone()),
         ),
     }
+}
+
+/// Chain or tree: connect to every node, then one relay transfer.
+async fn run_relay(
+    nodes: Vec<NodeRecord>,
+    src: Arc<Source>,
+    tls: ClientTls,
+    r: &Reporter,
+    topology: Topology,
+    concurrency: usize,
+) -> (Vec<Result<NodeStats, String>>, SenderStats) {
+    let hosts: Vec<String> = nodes.iter().map(|n| n.addr.to_string()).collect();
+    for h in &hosts {
+        r.emit(started_event(r, h, &src));
+    }
+    let connected = fanout::for_each(nodes, concurrency, move |n| {
+        let tls = tls.clone();
+        async move {
+            AgentClient::connect(n.addr.ip, n.agent_port, &tls, Duration::from_secs(10))
+                .await
+                .map_err(|e| e.to_string())
+        }
+    })
+    .await;
+    let mut results: Vec<Option<Result<NodeStats, String>>> = Vec::new();
+    let (mut targets, mut index) = (Vec::new(), Vec::new());
+    for (i, c) in connected.into_iter().enumerate() {
+        match c {
+            Ok(client) => {
+                index.push(i);
+                targets.push(Target {
+                    channel: client.channel(),
+                    endpoint: client.endpoint().to_string(),
+                    transfer_id: format!("{}-{}", r.op(), hosts[i]),
+                });
+                results.push(None);
+            }
+            Err(e) => results.push(Some(Err(e))),
+        }
+    }
+    let tracker = Tracker::new(r.clone(), hosts.clone());
+    let on_progress = |t: usize, p: &Progress| tracker.update(index[t], p);
+    let out = relay(targets, src.clone(), topology, r.op(), &on_progress).await;
+    for (t, res) in out.nodes.into_iter().enumerate() {
+        results[index[t]] = Some(res.map_err(|e| e.to_string()));
+    }
+    let results: Vec<_> = results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err("not transferred".to_string())))
+        .collect();
+    for (h, res) in hosts.iter().zip(&results) {
+        report(r, h, &src, res);
+    }
+    (results, out.sender)
+}
+
+async fn run_on(
+    i: usize,
+    n: NodeRecord,
+    src: Arc<Source>,
+    tls: ClientTls,
+    r: Reporter,
+    tracker: Arc<Tracker>,
+) -> Result<NodeStats, String> {
+    let host = n.addr.to_string();
+    r.emit(started_event(&r, &host, &src));
+    let res = async {
+        let client = AgentClient::connect(n.addr.ip, n.agent_port, &tls, Duration::from_secs(10))
+            .await
+            .map_err(|e| e.to_string())?;
+        let id = format!("{}-{host}", r.op());
+        transfer_to(
+            client.channel(),
+            client.endpoint(),
+            src.clone(),
+            id,
+            r.op().to_string(),
+            |p: &Progress| tracker.update(i, p),
+        )
+        .await
+        .map_err(|e| e.to_string())
+    }
+    .await;
+    report(&r, &host, &src, &res);
     res
 }

@@ -1,14 +1,18 @@
 //! The coordinator side of the distribution engine: build the manifest of
 //! a local tree ([`source`]) and bring one node's destination to it over
-//! `ferry.transfer.v1` ([`session`]). Star topology for now: every node is
-//! fed from the coordinator, in parallel and bounded.
+//! `ferry.transfer.v1` ([`session`]): fed directly (star), or through a
+//! relay chain/tree of agents ([`relay`]) so each chunk leaves the bastion
+//! once.
 
+pub mod args;
 pub mod convert;
+pub mod relay;
 pub mod session;
 pub mod source;
 
 use std::path::PathBuf;
 
+pub use relay::{Outcome, SenderStats, Target, relay};
 pub use session::{NodeStats, Progress, transfer_to};
 pub use source::{Source, build};
 

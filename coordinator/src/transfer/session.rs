@@ -21,8 +21,8 @@ pub const WINDOW: usize = 8;
 /// Manifest entries per Plan message.
 const BATCH: usize = 512;
 /// How long Plan, an ack or Commit may take before the node is declared gone.
-const PLAN_TIMEOUT: Duration = Duration::from_secs(600);
-const ACK_IDLE: Duration = Duration::from_secs(60);
+pub(crate) const PLAN_TIMEOUT: Duration = Duration::from_secs(600);
+pub(crate) const ACK_IDLE: Duration = Duration::from_secs(60);
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(1800);
 const MAX_MESSAGE: usize = 8 << 20;
 
@@ -48,7 +48,7 @@ pub struct NodeStats {
     pub duration: Duration,
 }
 
-fn rpc(endpoint: &str, rpc: &'static str) -> impl Fn(tonic::Status) -> TransferError {
+pub(crate) fn rpc(endpoint: &str, rpc: &'static str) -> impl Fn(tonic::Status) -> TransferError {
     let endpoint = endpoint.to_string();
     move |s| TransferError::Rpc {
         endpoint: endpoint.clone(),
@@ -57,7 +57,7 @@ fn rpc(endpoint: &str, rpc: &'static str) -> impl Fn(tonic::Status) -> TransferE
     }
 }
 
-fn idle(endpoint: &str, rpc: &'static str, d: Duration) -> TransferError {
+pub(crate) fn idle(endpoint: &str, rpc: &'static str, d: Duration) -> TransferError {
     TransferError::Idle {
         endpoint: endpoint.to_string(),
         rpc,
@@ -65,25 +65,34 @@ fn idle(endpoint: &str, rpc: &'static str, d: Duration) -> TransferError {
     }
 }
 
-pub async fn transfer_to(
-    channel: Channel,
-    endpoint: &str,
-    src: Arc<Source>,
-    transfer_id: String,
-    op: String,
-    on_progress: impl Fn(&Progress),
-) -> Result<NodeStats, TransferError> {
-    let started = Instant::now();
-    let mut client = TransferClient::new(channel)
+/// A node planned: what it lacks.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub missing: Vec<ChunkHash>,
+    pub progress: Progress,
+}
+
+pub fn client(channel: Channel) -> TransferClient<Channel> {
+    TransferClient::new(channel)
         .max_decoding_message_size(MAX_MESSAGE)
-        .max_encoding_message_size(MAX_MESSAGE);
+        .max_encoding_message_size(MAX_MESSAGE)
+}
+
+/// Plan: streams the manifest; the node answers with the chunks it lacks.
+pub async fn plan(
+    client: &mut TransferClient<Channel>,
+    endpoint: &str,
+    src: &Arc<Source>,
+    transfer_id: &str,
+    op: &str,
+) -> Result<Planned, TransferError> {
     let (tx, rx) = mpsc::channel(4);
     let header = pb::PlanHeader {
-        transfer_id: transfer_id.clone(),
+        transfer_id: transfer_id.to_string(),
         destination: src.dest.to_string(),
         chunk_size: src.manifest.chunk_size(),
         prune: src.prune,
-        operation_id: op,
+        operation_id: op.to_string(),
         entry_count: src.manifest.entries().len() as u64,
     };
     let feeder = {
@@ -114,37 +123,48 @@ pub async fn transfer_to(
         .map_err(rpc(endpoint, "Plan"))?
         .into_inner();
     feeder.abort();
-    let mut p = Progress {
-        files_total: plan.files_total,
-        files_unchanged: plan.files_unchanged,
-        content_total: plan.missing_bytes,
-        reused: plan.reused_bytes,
-        to_delete: plan.to_delete,
-        ..Progress::default()
-    };
-    on_progress(&p);
-    if !plan.missing.is_empty() {
-        push(
-            &mut client,
-            endpoint,
-            &src,
-            &transfer_id,
-            plan.missing,
-            &mut p,
-            &on_progress,
-        )
-        .await?;
-    }
+    let missing = plan
+        .missing
+        .iter()
+        .map(|h| ChunkHash::from_slice(h))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TransferError::Protocol {
+            endpoint: endpoint.to_string(),
+            detail: e.to_string(),
+        })?;
+    Ok(Planned {
+        missing,
+        progress: Progress {
+            files_total: plan.files_total,
+            files_unchanged: plan.files_unchanged,
+            content_total: plan.missing_bytes,
+            reused: plan.reused_bytes,
+            to_delete: plan.to_delete,
+            ..Progress::default()
+        },
+    })
+}
+
+/// Commit: the node applies the manifest.
+pub async fn commit(
+    client: &mut TransferClient<Channel>,
+    endpoint: &str,
+    transfer_id: &str,
+    progress: Progress,
+    started: Instant,
+) -> Result<NodeStats, TransferError> {
     let done = tokio::time::timeout(
         COMMIT_TIMEOUT,
-        client.commit(pb::CommitRequest { transfer_id }),
+        client.commit(pb::CommitRequest {
+            transfer_id: transfer_id.to_string(),
+        }),
     )
     .await
     .map_err(|_| idle(endpoint, "Commit", COMMIT_TIMEOUT))?
     .map_err(rpc(endpoint, "Commit"))?
     .into_inner();
     Ok(NodeStats {
-        progress: p,
+        progress,
         files_written: done.files_written,
         deleted: done.deleted,
         metadata_fixed: done.metadata_fixed,
@@ -152,12 +172,41 @@ pub async fn transfer_to(
     })
 }
 
+/// Star: Plan, Push and Commit for one node, fed by this process.
+pub async fn transfer_to(
+    channel: Channel,
+    endpoint: &str,
+    src: Arc<Source>,
+    transfer_id: String,
+    op: String,
+    on_progress: impl Fn(&Progress),
+) -> Result<NodeStats, TransferError> {
+    let started = Instant::now();
+    let mut client = client(channel);
+    let planned = plan(&mut client, endpoint, &src, &transfer_id, &op).await?;
+    let mut p = planned.progress;
+    on_progress(&p);
+    if !planned.missing.is_empty() {
+        push(
+            &mut client,
+            endpoint,
+            &src,
+            &transfer_id,
+            planned.missing,
+            &mut p,
+            &on_progress,
+        )
+        .await?;
+    }
+    commit(&mut client, endpoint, &transfer_id, p, started).await
+}
+
 async fn push(
     client: &mut TransferClient<Channel>,
     endpoint: &str,
     src: &Arc<Source>,
     transfer_id: &str,
-    missing: Vec<Vec<u8>>,
+    missing: Vec<ChunkHash>,
     p: &mut Progress,
     on_progress: &impl Fn(&Progress),
 ) -> Result<(), TransferError> {
@@ -166,8 +215,7 @@ async fn push(
         detail,
     };
     let mut wanted = Vec::with_capacity(missing.len());
-    for h in &missing {
-        let h = ChunkHash::from_slice(h).map_err(|e| proto(e.to_string()))?;
+    for h in missing {
         let loc =
             src.chunks.get(&h).cloned().ok_or_else(|| {
                 proto(format!("asked for chunk {h}, which is not in the manifest"))
@@ -215,6 +263,7 @@ async fn push(
                     raw_len,
                     encoding: encoding as i32,
                     data,
+                    needed_by: Vec::new(),
                 };
                 if tx
                     .send(pb::PushFrame {

@@ -5,6 +5,7 @@
 pub mod diff;
 pub mod manifest;
 pub mod path;
+pub mod topology;
 
 pub use diff::{Observed, ObservedKind, TreeDiff, diff};
 pub use manifest::{
@@ -12,6 +13,7 @@ pub use manifest::{
     ManifestError, Meta, chunk_count, chunk_len,
 };
 pub use path::{DestRoot, PathError, RelPath};
+pub use topology::{Needs, Topology, TreeNode, layout};
 
 /// Counter names of `transfer` events (docs/events.md).
 pub mod counters {
@@ -26,4 +28,10 @@ pub mod counters {
     pub const DELETED: &str = "deleted";
     pub const RATE_BPS: &str = "rate_bps";
     pub const DURATION_MS: &str = "duration_ms";
+    pub const ETA_MS: &str = "eta_ms";
+    /// What the coordinator itself put on the wire (relay topologies).
+    pub const SENDER_CHUNKS_SENT: &str = "sender_chunks_sent";
+    pub const SENDER_CONTENT_BYTES_SENT: &str = "sender_content_bytes_sent";
+    pub const SENDER_WIRE_BYTES_SENT: &str = "sender_wire_bytes_sent";
+    pub const RELAY_ROUNDS: &str = "relay_rounds";
 }
