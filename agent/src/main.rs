@@ -52,6 +52,13 @@ enum Cmd {
         #[arg(long, default_value_t = 20_000)]
         timeout_ms: u64,
     },
+    /// Remove the load balancer's kernel rules (nftables and IPVS), VIP
+    /// route/link and persisted state; for uninstall, with the agent stopped.
+    LbReset {
+        /// The agent's load balancer state directory.
+        #[arg(long, default_value = "/var/lib/ferry/agent/lb")]
+        lb_dir: PathBuf,
+    },
     /// Print the version and the sha256 of this executable.
     Version {
         #[arg(long)]
@@ -216,6 +223,21 @@ fn run(cli: Cli) -> Result<()> {
                 StopOutcome::Killed { pid } => {
                     println!("ferry-agent killed after the stop timeout (pid {pid})")
                 }
+            }
+            Ok(())
+        }
+        Cmd::LbReset { lb_dir } => {
+            let done = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?
+                .block_on(ferry_agent::lb::reset::reset(&lb_dir, &[]))
+                .context("load balancer reset failed")?;
+            if done.removed.is_empty() {
+                println!("load balancer: nothing to remove");
+            }
+            for r in done.removed {
+                println!("load balancer: removed {r}");
             }
             Ok(())
         }

@@ -5,7 +5,8 @@
 //! VIP (members are TLS health endpoints on the host, reached via 10.0.2.2):
 //! add, idempotent re-sync, update (scheduler, weights, removed member),
 //! health-driven weight-0 draining and recovery, state restored after the
-//! agent is killed, and clean deletion (service, route, state file).
+//! agent is killed, clean deletion (service, route, state file), and
+//! uninstall's `ferry-agent lb-reset` with the agent stopped.
 //! Skipped with a SKIP line where qemu, busybox-static, ipvsadm or the
 //! kernel package are unavailable. Prints `VM-MEASURE ...` figures.
 
@@ -300,5 +301,41 @@ async fn ipvs_backend_in_a_vm() {
             .await
             .contains("state.json")
     );
+
+    // Uninstall's `ferry-agent lb-reset`, run with the agent stopped,
+    // removes the IPVS service, route and state; the restarted agent has
+    // nothing to restore.
+    c.lb.set_load_balancer(spec(&two, "wrr", 4)).await.unwrap();
+    assert!(ipvs(&mut c).await.is_some());
+    let pid = sh(&mut c, "pidof ferry-agent").await;
+    let pid = pid.trim();
+    let reset = format!(
+        "setsid sh -c 'sleep 0.5; kill -STOP {pid}; /ferry-agent lb-reset >/tmp/reset.log 2>&1; \
+         kill -9 {pid}' </dev/null >/dev/null 2>&1 &"
+    );
+    sh(&mut c, &reset).await;
+    let (mut c, _) = vm::until(BOOT_LIMIT, "the agent after lb-reset", || async {
+        let mut c = connect(&vm, &pki).await?;
+        let facts = c
+            .agent
+            .facts(ferry_proto::pb::FactsRequest::default())
+            .await
+            .ok()?;
+        (facts.into_inner().agent_pid.to_string() != pid).then_some(c)
+    })
+    .await;
+    let log = sh(&mut c, "cat /tmp/reset.log").await;
+    assert!(
+        log.contains("removed IPVS service 10.103.97.2:6443"),
+        "{log}"
+    );
+    assert!(log.contains("state.json"), "{log}");
+    let st =
+        c.lb.get_load_balancer(pb::GetLoadBalancerRequest {})
+            .await
+            .unwrap();
+    assert!(!st.into_inner().configured);
+    assert_eq!(ipvs(&mut c).await, None);
+    assert_eq!(sh(&mut c, "ip route show 10.103.97.2/32").await.trim(), "");
     println!("VM-MEASURE total_ms={}", t0.elapsed().as_millis());
 }

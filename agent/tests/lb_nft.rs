@@ -14,7 +14,7 @@ use ferry_shared::lb::{DEFAULT_VIP, LbRules, Scheduler};
 struct Netns(String);
 
 impl Netns {
-    fn new() -> Option<Self> {
+    fn new(test: &str) -> Option<Self> {
         if !rustix::process::geteuid().is_root() {
             eprintln!("SKIP: nftables conformance needs root");
             return None;
@@ -23,7 +23,7 @@ impl Netns {
             eprintln!("SKIP: `nft` is not installed (apt-get install nftables)");
             return None;
         }
-        let name = format!("ferry-lbtest-{}", std::process::id());
+        let name = format!("ferry-lb{test}-{}", std::process::id());
         let ns = Netns(name);
         ns.sh(&["ip", "netns", "add", &ns.0]);
         ns.run(&["ip", "link", "set", "lo", "up"]);
@@ -77,7 +77,7 @@ fn rules(s: Scheduler, m: &[(&str, u32)]) -> LbRules {
 
 #[tokio::test]
 async fn nftables_backend_conformance() {
-    let Some(ns) = Netns::new() else { return };
+    let Some(ns) = Netns::new("c") else { return };
     let b = NftBackend::new(ns.prefix());
     assert_eq!(b.read().await.unwrap(), None);
 
@@ -135,4 +135,43 @@ async fn nftables_backend_conformance() {
         ns.run(&["ip", "route", "show", "10.103.97.2/32"]).trim(),
         ""
     );
+}
+
+/// `ferry-agent lb-reset` (uninstall) removes table, route and state with
+/// no agent running; a second run finds nothing.
+#[tokio::test]
+async fn reset_removes_rules_route_and_state() {
+    let Some(ns) = Netns::new("r") else { return };
+    let b = NftBackend::new(ns.prefix());
+    let r = rules(Scheduler::Rr, &[("10.77.1.2:6443", 1)]);
+    b.apply(&r).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = ferry_agent::lb::store::Store::new(dir.path());
+    store
+        .save(&ferry_shared::lb::LbSpec {
+            vip: DEFAULT_VIP,
+            real_servers: vec![ferry_shared::lb::RealServer {
+                addr: a("10.77.1.2:6443"),
+                weight: 1,
+            }],
+            scheduler: Scheduler::Rr,
+            health: Default::default(),
+            backend: ferry_shared::lb::BackendKind::Nftables,
+            version: 1,
+        })
+        .unwrap();
+    let done = ferry_agent::lb::reset::reset(dir.path(), &ns.prefix())
+        .await
+        .unwrap();
+    assert_eq!(done.removed.len(), 3, "{done:?}");
+    assert_eq!(b.read().await.unwrap(), None);
+    assert_eq!(
+        ns.run(&["ip", "route", "show", "10.103.97.2/32"]).trim(),
+        ""
+    );
+    assert!(!store.path().exists());
+    let again = ferry_agent::lb::reset::reset(dir.path(), &ns.prefix())
+        .await
+        .unwrap();
+    assert!(again.removed.is_empty(), "{again:?}");
 }

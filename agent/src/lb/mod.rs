@@ -16,6 +16,7 @@ pub mod health;
 pub mod ipvs;
 pub mod nft;
 pub mod nft_rules;
+pub mod reset;
 pub mod service;
 pub mod store;
 pub mod vip;

@@ -170,13 +170,15 @@ impl IpvsBackend {
 
     /// Removes the service at `vip` and the VIP's route/link (nothing
     /// there is fine). Used by `clear` and by `ferry-agent lb-reset`.
-    pub async fn remove(prefix: &[String], vip: SocketAddrV4) -> Result<(), LbError> {
-        blocking(move |k| match k.service(vip)? {
-            Some(_) => k.execute(&Op::DelService { vip }),
-            None => Ok(()),
+    /// Returns whether the service existed.
+    pub async fn remove(prefix: &[String], vip: SocketAddrV4) -> Result<bool, LbError> {
+        let existed = blocking(move |k| match k.service(vip)? {
+            Some(_) => k.execute(&Op::DelService { vip }).map(|()| true),
+            None => Ok(false),
         })
         .await?;
-        vip::remove(prefix, *vip.ip()).await
+        vip::remove(prefix, *vip.ip()).await?;
+        Ok(existed)
     }
 }
 
