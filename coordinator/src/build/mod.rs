@@ -7,6 +7,11 @@
 //!   context) into one sorted tree.
 //! - `layer` — that tree as a reproducible tar layer (fixed mtime, 0:0,
 //!   sorted), gzip or zstd, digests computed while streaming.
+//! - `registry_dir` — docker-distribution v2 storage layout writer.
+//! - `collect` — images named by `images/shim/*`, `manifests/`,
+//!   `images/skopeo/tar.txt`, copied from the store into `registry/`.
+//! - `image` — layer + OCI config + manifest into the local store.
+//! - `args` — the CLI flags.
 //!
 //! Invariant: the same context, Kubefile and build args give the same
 //! image digest (no timestamps unless `SOURCE_DATE_EPOCH` is set).
@@ -14,7 +19,11 @@
 //! outside the context, escaping symlinks) is refused before anything is
 //! written.
 
+pub mod args;
+pub mod collect;
+pub mod image;
 pub mod layer;
+pub mod registry_dir;
 pub mod tree;
 
 #[cfg(test)]
