@@ -5,14 +5,16 @@
 # balancer e2e; qemu-system-x86, busybox-static, ipvsadm and cpio for the IPVS
 # VM test, whose kernel package tests/vm/prepare.sh fetches with
 # `apt-get download`; docker-registry for the fixture cluster image,
-# etcd-server and etcd-client for the PKI test) and the musl rust target.
+# etcd-server and etcd-client for the PKI test; apache2-utils' htpasswd for
+# the registry auth test) and the musl rust target.
 set -euo pipefail
 
 need=()
 for pair in sshd:openssh-server x86_64-linux-musl-gcc:musl-tools nft:nftables ip:iproute2 tc:iproute2 \
             sudo:sudo openssl:openssl ssh-keygen:openssh-client curl:curl \
             qemu-system-x86_64:qemu-system-x86 ipvsadm:ipvsadm cpio:cpio \
-            docker-registry:docker-registry etcd:etcd-server etcdctl:etcd-client; do
+            docker-registry:docker-registry etcd:etcd-server etcdctl:etcd-client \
+            htpasswd:apache2-utils; do
   bin=${pair%%:*} pkg=${pair#*:}
   if ! command -v "$bin" >/dev/null 2>&1 && ! [ -x "/usr/sbin/$bin" ]; then
     need+=("$pkg")

@@ -8,6 +8,12 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::output::OutputMode;
 
+pub mod image_args;
+pub use image_args::{
+    ImagesArgs, InspectArgs, LoadArgs, LoginArgs, LogoutArgs, PullArgs, PushArgs, RmiArgs,
+    SaveArgs, TagArgs,
+};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "ferry",
@@ -49,6 +55,26 @@ pub enum Command {
     Lb(LbCommand),
     /// Copy a local file or tree to nodes through their agents (only missing content moves).
     Scp(ScpArgs),
+    /// Pull images from a registry into the local image store.
+    Pull(PullArgs),
+    /// Push a local image to a registry.
+    Push(PushArgs),
+    /// Store credentials for a registry (checked first).
+    Login(LoginArgs),
+    /// Forget the credentials of a registry.
+    Logout(LogoutArgs),
+    /// List the images in the local store.
+    Images(ImagesArgs),
+    /// Remove images from the local store (unreferenced blobs are collected).
+    Rmi(RmiArgs),
+    /// Show an image's type, labels, env, cmd and size.
+    Inspect(InspectArgs),
+    /// Give an image more names.
+    Tag(TagArgs),
+    /// Write images to an oci-archive or docker-archive tarball.
+    Save(SaveArgs),
+    /// Load images from an oci-archive or docker-archive tarball.
+    Load(LoadArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -34,10 +34,16 @@ pub enum Phase {
     LoadBalancer,
     /// Copying a tree to a node (`ferry scp`, rootfs distribution).
     Transfer,
+    /// Pulling an image into the bastion's image store (per blob).
+    Pull,
+    /// Pushing an image to a registry (per blob).
+    Push,
+    /// Local image store work: tag, rmi, save, load, login.
+    Image,
 }
 
 impl Phase {
-    pub const ALL: [Phase; 12] = [
+    pub const ALL: [Phase; 15] = [
         Phase::Connect,
         Phase::Authenticate,
         Phase::Sudo,
@@ -50,6 +56,9 @@ impl Phase {
         Phase::Agent,
         Phase::LoadBalancer,
         Phase::Transfer,
+        Phase::Pull,
+        Phase::Push,
+        Phase::Image,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -66,6 +75,9 @@ impl Phase {
             Phase::Agent => "agent",
             Phase::Transfer => "transfer",
             Phase::LoadBalancer => "load-balancer",
+            Phase::Pull => "pull",
+            Phase::Push => "push",
+            Phase::Image => "image",
         }
     }
 }

@@ -3,6 +3,7 @@
 mod agent;
 mod events;
 mod exec;
+mod images;
 mod lb;
 mod scp;
 mod ssh_args;
@@ -46,6 +47,8 @@ pub enum CliError {
     State(#[from] StateError),
     #[error(transparent)]
     LocalAgent(#[from] crate::install::LocalAgentError),
+    #[error(transparent)]
+    Image(Box<images::ImageError>),
     #[error("no agents match in cluster `{cluster}`{hint}")]
     NoTargets { cluster: String, hint: String },
 }
@@ -74,6 +77,16 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Exec(a) => exec::exec(&cluster, &reporter, a).await,
         Command::Lb(c) => lb::run(&cluster, &reporter, c).await,
         Command::Scp(a) => scp::scp(&cluster, &reporter, a).await,
+        c @ (Command::Pull(_)
+        | Command::Push(_)
+        | Command::Login(_)
+        | Command::Logout(_)
+        | Command::Images(_)
+        | Command::Rmi(_)
+        | Command::Inspect(_)
+        | Command::Tag(_)
+        | Command::Save(_)
+        | Command::Load(_)) => images::run(&home, &reporter, c).await,
     };
     reporter.finish();
     exit

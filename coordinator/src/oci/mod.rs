@@ -2,7 +2,9 @@
 //! image references (`reference`), and the local content-addressed image
 //! store (`store`, an OCI image layout shared by pull, build and load).
 
+pub mod archive;
 pub mod reference;
+pub mod registry;
 pub mod store;
 pub mod types;
 

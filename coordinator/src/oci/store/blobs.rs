@@ -39,18 +39,18 @@ impl BlobWriter {
     /// On a mismatch the temp file is removed and nothing is recorded.
     pub fn commit(mut self) -> Result<(Digest, u64), StoreError> {
         let actual = Digest::from_hasher(std::mem::take(&mut self.hasher));
+        if let Some(expected) = self.expected_size.filter(|e| *e != self.size) {
+            return Err(StoreError::SizeMismatch {
+                digest: self.expected.clone().unwrap_or(actual),
+                expected,
+                actual: self.size,
+            });
+        }
         if let Some(expected) = self.expected.as_ref().filter(|e| **e != actual) {
             return Err(StoreError::DigestMismatch {
                 expected: expected.clone(),
                 actual,
                 size: self.size,
-            });
-        }
-        if let Some(expected) = self.expected_size.filter(|e| *e != self.size) {
-            return Err(StoreError::SizeMismatch {
-                digest: actual,
-                expected,
-                actual: self.size,
             });
         }
         let final_path = self.blobs.join(actual.hex());

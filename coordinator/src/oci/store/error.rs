@@ -85,7 +85,7 @@ pub enum StoreError {
     Unpack {
         reference: String,
         #[source]
-        source: UnpackError,
+        source: Box<UnpackError>,
     },
 }
 

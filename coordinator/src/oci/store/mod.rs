@@ -47,8 +47,8 @@ use std::path::{Path, PathBuf};
 pub use blobs::BlobWriter;
 pub use error::StoreError;
 pub use gc::GcReport;
-pub use index::ImageEntry;
-pub use resolve::ResolvedImage;
+pub use index::{ImageEntry, store_name};
+pub use resolve::{ResolvedImage, platforms_of, select_platform};
 
 /// Largest manifest, index or config read into memory.
 pub const MAX_JSON_BLOB: u64 = 8 << 20;

@@ -165,7 +165,7 @@ impl Store {
         }
         unpack_stack(layers, dest, opts).map_err(|source| StoreError::Unpack {
             reference: r.name.clone(),
-            source,
+            source: Box::new(source),
         })
     }
 }
