@@ -223,3 +223,30 @@ fn images_tag_rmi_and_gc() {
         .count();
     assert_eq!(blobs, 0);
 }
+
+#[test]
+fn concurrent_ferry_processes_keep_index_valid() {
+    let home = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    source_image(data.path());
+    let workers: Vec<_> = (0..2)
+        .map(|w| {
+            let home = home.path().to_owned();
+            let data = data.path().to_owned();
+            std::thread::spawn(move || {
+                for i in 0..8 {
+                    let target = format!("local/p{w}:t{i}");
+                    ferry_ok(&home, &data, &["tag", NAME, &target]);
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    let index: ferry_coordinator::oci::types::Index =
+        serde_json::from_slice(&std::fs::read(data.path().join("index.json")).unwrap()).unwrap();
+    assert_eq!(index.manifests.len(), 17);
+    let out = ferry_ok(home.path(), data.path(), &["images", "-q"]);
+    assert_eq!(out.lines().count(), 17, "{out}");
+}

@@ -396,7 +396,7 @@ fn bench_pull_400mb() {
         .collect();
     let img = {
         let s = Store::open(src.path()).unwrap();
-        put_image(&s, "amd64", Comp::Gzip, &layers, &[])
+        put_image(&s, "amd64", Comp::Zstd, &layers, &[])
     };
     let name = format!("{a}/bench/big:v1");
     tag_in(src.path(), &name, &img);
