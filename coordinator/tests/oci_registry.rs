@@ -124,6 +124,38 @@ fn push_then_pull_gzip_zstd_and_multi_arch_index() {
     assert_eq!(ev["counters"]["bytes_fetched"], 0, "{out}");
     assert_eq!(ev["counters"]["blobs_skipped"], 3, "{out}");
 
+    // Resume: a store missing one layer fetches only that layer.
+    let manifest: ferry_coordinator::oci::types::Manifest = {
+        let s = Store::open(dst.path()).unwrap();
+        serde_json::from_slice(&s.read_blob(&gz.digest).unwrap()).unwrap()
+    };
+    let lost = &manifest.layers[1];
+    let blob = dst.path().join("blobs/sha256").join(lost.digest.hex());
+    std::fs::remove_file(&blob).unwrap();
+    let out = ferry_ok(
+        home.path(),
+        dst.path(),
+        &[
+            "-o",
+            "json",
+            "pull",
+            "--insecure",
+            &format!("{a}/ferry/gz:v1"),
+        ],
+    );
+    let ev = last_event(&out, "pull", "finished");
+    assert_eq!(ev["counters"]["blobs_fetched"], 1, "{out}");
+    assert_eq!(ev["counters"]["bytes_fetched"], lost.size, "{out}");
+    assert!(blob.exists());
+
+    // By digest: the same manifest, named by digest.
+    let by_digest = tempfile::tempdir().unwrap();
+    let r = format!("{a}/ferry/zstd@{}", zs.digest);
+    ferry_ok(home.path(), by_digest.path(), &["pull", "--insecure", &r]);
+    let s = Store::open(by_digest.path()).unwrap();
+    assert_eq!(s.lookup(&r).unwrap().descriptor.digest, zs.digest);
+    drop(s);
+
     // Multi-arch index: amd64 + arm64 manifests, index PUT with curl.
     let arm = {
         let s = Store::open(src.path()).unwrap();

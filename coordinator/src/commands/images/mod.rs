@@ -66,11 +66,7 @@ impl From<ReferenceError> for ImageError {
 
 /// The store: `FERRY_DATA_ROOT`, else `<ferry home>/images`.
 fn open_store(home: &FerryHome) -> Result<Store, ImageError> {
-    let root = match std::env::var_os("FERRY_DATA_ROOT").filter(|v| !v.is_empty()) {
-        Some(r) => r.into(),
-        None => home.path().join("images"),
-    };
-    Ok(Store::open(&root)?)
+    Ok(Store::open(&Store::root_in(home.path()))?)
 }
 
 pub async fn run(

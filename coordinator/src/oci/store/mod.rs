@@ -73,6 +73,15 @@ impl Store {
         Ok(PathBuf::from(home).join(".ferry").join("images"))
     }
 
+    /// `FERRY_DATA_ROOT` if set, else `<ferry_home>/images` (what the image
+    /// commands use, so `--home`/`FERRY_HOME` moves the store too).
+    pub fn root_in(ferry_home: &Path) -> PathBuf {
+        match std::env::var_os("FERRY_DATA_ROOT").filter(|v| !v.is_empty()) {
+            Some(root) => PathBuf::from(root),
+            None => ferry_home.join("images"),
+        }
+    }
+
     /// Opens (creating if needed) the store at `root`.
     pub fn open(root: &Path) -> Result<Self, StoreError> {
         for dir in ["blobs/sha256", "tmp", "locks"] {
