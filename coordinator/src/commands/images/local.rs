@@ -49,20 +49,23 @@ pub(super) fn images(
             Some((r, t)) if !t.contains('/') => (r.to_string(), t.to_string()),
             _ => (entry.name.clone(), "<none>".to_string()),
         };
-        reporter.emit(
-            reporter
-                .event("", Phase::Image, EventKind::Finished)
-                .counter("size", size)
-                .message(
-                    serde_json::json!({
-                        "name": entry.name,
-                        "digest": entry.descriptor.digest.as_str(),
-                        "media_type": entry.descriptor.media_type,
-                        "size": size,
-                    })
-                    .to_string(),
-                ),
-        );
+        // The table is the human form; the JSON message is for --output json.
+        if reporter.is_json() {
+            reporter.emit(
+                reporter
+                    .event("", Phase::Image, EventKind::Finished)
+                    .counter("size", size)
+                    .message(
+                        serde_json::json!({
+                            "name": entry.name,
+                            "digest": entry.descriptor.digest.as_str(),
+                            "media_type": entry.descriptor.media_type,
+                            "size": size,
+                        })
+                        .to_string(),
+                    ),
+            );
+        }
         rows.push(if args.quiet {
             id
         } else {
@@ -174,12 +177,14 @@ pub(super) fn inspect(
             "digest": l.digest.as_str(), "size": l.size, "media_type": l.media_type,
         })).collect::<Vec<_>>(),
     });
-    reporter.emit(
-        reporter
-            .event("", Phase::Image, EventKind::Finished)
-            .counter("size", r.size())
-            .message(doc.to_string()),
-    );
+    if reporter.is_json() {
+        reporter.emit(
+            reporter
+                .event("", Phase::Image, EventKind::Finished)
+                .counter("size", r.size())
+                .message(doc.to_string()),
+        );
+    }
     reporter.text(&serde_json::to_string_pretty(&doc).unwrap_or_default());
     Ok(Exit::Ok)
 }
