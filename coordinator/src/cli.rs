@@ -75,6 +75,8 @@ pub enum Command {
     Save(SaveArgs),
     /// Load images from an oci-archive or docker-archive tarball.
     Load(LoadArgs),
+    /// Build a cluster image from a Kubefile (sealos build): `ferry build -t NAME:TAG [CONTEXT]`.
+    Build(crate::build::args::BuildArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -46,10 +46,17 @@ pub enum CollectError {
         #[source]
         source: ReferenceError,
     },
+    #[error("{file}: archive `{archive}` is not a regular file inside the build context")]
+    ArchiveOutside { file: String, archive: String },
     #[error(
-        "{file}: archive images (`{archive}`) are not supported by ferry build yet; pull the image from a registry and list it in images/shim/ instead"
+        "{file}: archive {archive:?} holds {loaded:?}, none of them `{image}`; name one of those after `@`"
     )]
-    Archive { file: String, archive: String },
+    ArchiveImage {
+        file: String,
+        archive: PathBuf,
+        image: String,
+        loaded: Vec<String>,
+    },
     #[error("collecting `{image}` into registry/: {source}")]
     Store {
         image: String,
@@ -69,11 +76,32 @@ fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> CollectEr
     move |source| CollectError::Io { op, path, source }
 }
 
-/// One image to carry, and the context file that named it.
+/// One image to carry (under `reference`'s repository and tag), the
+/// context file that named it, and the archive it comes from (else a
+/// registry).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wanted {
     pub reference: Reference,
     pub file: String,
+    pub archive: Option<PathBuf>,
+}
+
+/// The loaded image an archive line means: the one named like the line's
+/// image, else the archive's only image.
+pub fn pick_loaded(w: &Wanted, archive: &Path, loaded: &[String]) -> Result<String, CollectError> {
+    let want = crate::oci::store::store_name(&w.reference);
+    if loaded.contains(&want) {
+        return Ok(want);
+    }
+    match loaded {
+        [only] => Ok(only.clone()),
+        _ => Err(CollectError::ArchiveImage {
+            file: w.file.clone(),
+            archive: archive.to_owned(),
+            image: w.reference.to_string(),
+            loaded: loaded.to_vec(),
+        }),
+    }
 }
 
 fn read_small(path: &Path) -> Result<Option<String>, CollectError> {
@@ -162,46 +190,72 @@ pub fn scan(context: &Path, ignore: &IgnoreRules) -> Result<Vec<Wanted>, Collect
             add(f, list);
         }
     }
+    let mut out: Vec<Wanted> = names
+        .into_iter()
+        .map(|(image, file)| {
+            let reference = parse_ref(&file, &image)?;
+            Ok(Wanted {
+                reference,
+                file,
+                archive: None,
+            })
+        })
+        .collect::<Result<_, CollectError>>()?;
     let tar_txt = "images/skopeo/tar.txt";
     if !ignore.is_excluded(tar_txt)
         && let Some(text) = read_small(&context.join(tar_txt))?
-        && let Some(ArchiveSource { file, name, .. }) =
-            archive_list(tar_txt, &text)?.into_iter().next()
     {
-        return Err(CollectError::Archive {
-            file: tar_txt.to_string(),
-            archive: format!("{file}@{name}"),
-        });
+        for ArchiveSource { file, name, .. } in archive_list(tar_txt, &text)? {
+            let path = archive_path(context, tar_txt, &file)?;
+            out.push(Wanted {
+                reference: parse_ref(tar_txt, &name)?,
+                file: tar_txt.to_string(),
+                archive: Some(path),
+            });
+        }
     }
-    names
-        .into_iter()
-        .map(|(image, file)| {
-            let reference = image.parse().map_err(|source| CollectError::Reference {
-                file: file.clone(),
-                image: image.clone(),
-                source,
-            })?;
-            Ok(Wanted { reference, file })
-        })
-        .collect()
+    Ok(out)
 }
 
-/// Copies every wanted image (already in `store`) into `registry`.
+fn parse_ref(file: &str, image: &str) -> Result<Reference, CollectError> {
+    image.parse().map_err(|source| CollectError::Reference {
+        file: file.to_string(),
+        image: image.to_string(),
+        source,
+    })
+}
+
+/// An archive named by tar.txt: a regular file inside the context.
+fn archive_path(context: &Path, list: &str, file: &str) -> Result<PathBuf, CollectError> {
+    let outside = || CollectError::ArchiveOutside {
+        file: list.to_string(),
+        archive: file.to_string(),
+    };
+    let joined = context.join(file.trim_start_matches('/'));
+    let real = fs::canonicalize(&joined).map_err(io("resolve", &joined))?;
+    if !real.starts_with(context) || !real.is_file() {
+        return Err(outside());
+    }
+    Ok(real)
+}
+
+/// Copies every wanted image into `registry`; `locals[i]` is the store
+/// name of `wanted[i]` (pulled or loaded already).
 pub fn write_registry(
     store: &Store,
     registry: &RegistryDir,
     wanted: &[Wanted],
+    locals: &[String],
     platform: &Platform,
 ) -> Result<(), CollectError> {
-    for w in wanted {
+    for (w, local) in wanted.iter().zip(locals) {
         let shown = w.reference.to_string();
-        let image =
-            store
-                .resolve(&shown, Some(platform))
-                .map_err(|source| CollectError::Store {
-                    image: shown.clone(),
-                    source: Box::new(source),
-                })?;
+        let image = store
+            .resolve(local, Some(platform))
+            .map_err(|source| CollectError::Store {
+                image: shown.clone(),
+                source: Box::new(source),
+            })?;
         registry
             .add_image(
                 store,

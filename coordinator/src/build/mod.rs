@@ -11,7 +11,8 @@
 //! - `collect` — images named by `images/shim/*`, `manifests/`,
 //!   `images/skopeo/tar.txt`, copied from the store into `registry/`.
 //! - `image` — layer + OCI config + manifest into the local store.
-//! - `args` — the CLI flags.
+//! - `run` — the whole flow (checks first, pulls, collection, assembly,
+//!   tags); `args` — the CLI flags.
 //!
 //! Invariant: the same context, Kubefile and build args give the same
 //! image digest (no timestamps unless `SOURCE_DATE_EPOCH` is set).
@@ -24,6 +25,7 @@ pub mod collect;
 pub mod image;
 pub mod layer;
 pub mod registry_dir;
+pub mod run;
 pub mod tree;
 
 #[cfg(test)]

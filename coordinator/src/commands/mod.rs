@@ -1,6 +1,7 @@
 //! One module per command family; `run` dispatches.
 
 mod agent;
+mod build;
 mod events;
 mod exec;
 mod images;
@@ -49,6 +50,8 @@ pub enum CliError {
     LocalAgent(#[from] crate::install::LocalAgentError),
     #[error(transparent)]
     Image(Box<images::ImageError>),
+    #[error(transparent)]
+    Build(Box<crate::build::run::BuildError>),
     #[error("no agents match in cluster `{cluster}`{hint}")]
     NoTargets { cluster: String, hint: String },
 }
@@ -87,6 +90,7 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
         | Command::Tag(_)
         | Command::Save(_)
         | Command::Load(_)) => images::run(&home, &reporter, c).await,
+        Command::Build(a) => build::build(&home, cli.output, a).await,
     };
     reporter.finish();
     exit
