@@ -250,3 +250,49 @@ fn concurrent_ferry_processes_keep_index_valid() {
     let out = ferry_ok(home.path(), data.path(), &["images", "-q"]);
     assert_eq!(out.lines().count(), 17, "{out}");
 }
+
+#[test]
+fn bare_tag_annotation_is_named_after_the_archive() {
+    let home = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let digest = source_image(src.path()).digest;
+    let saved = home.path().join("saved.tar");
+    ferry_ok(
+        home.path(),
+        src.path(),
+        &["save", "-f", saved.to_str().unwrap(), NAME],
+    );
+    // Rewrite index.json the way skopeo/buildah name images: a bare tag.
+    let mut out = tar::Builder::new(Vec::new());
+    let mut a = tar::Archive::new(std::fs::File::open(&saved).unwrap());
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        let path = e.path().unwrap().to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        if path == "index.json" {
+            let text = String::from_utf8(data).unwrap().replace(NAME, "v7");
+            data = text.into_bytes();
+        }
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        out.append_data(&mut h, &path, data.as_slice()).unwrap();
+    }
+    let file = home.path().join("My_Archive.tar");
+    std::fs::write(&file, out.into_inner().unwrap()).unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    ferry_ok(
+        home.path(),
+        dst.path(),
+        &["load", "-i", file.to_str().unwrap()],
+    );
+    let s = Store::open(dst.path()).unwrap();
+    assert_eq!(
+        s.lookup("localhost/my-archive:v7")
+            .unwrap()
+            .descriptor
+            .digest,
+        digest
+    );
+}

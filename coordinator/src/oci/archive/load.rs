@@ -37,6 +37,9 @@ struct DockerEntry {
     layers: Vec<String>,
 }
 
+/// Most entries an archive may have.
+const MAX_ENTRIES: u64 = 200_000;
+
 const JSON_FILES: [&str; 4] = ["oci-layout", "index.json", "manifest.json", "repositories"];
 
 /// Loads every image of the archive at `path` into `store`.
@@ -55,8 +58,13 @@ pub fn load(store: &Store, path: &Path) -> Result<LoadReport, ArchiveError> {
     let mut json: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut files: BTreeMap<String, Descriptor> = BTreeMap::new();
     let mut report = LoadReport::default();
+    let mut count = 0u64;
     for entry in archive.entries().map_err(io_err)? {
         let mut entry = entry.map_err(io_err)?;
+        count += 1;
+        if count > MAX_ENTRIES {
+            return Err(invalid(path, format!("more than {MAX_ENTRIES} entries")));
+        }
         let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         let name = clean_path(&raw).map_err(|r| hostile(&raw, r))?;
         match entry.header().entry_type() {
@@ -170,12 +178,7 @@ fn from_index(
         .map_err(|e| invalid(path, format!("index.json is not an OCI index: {e}")))?;
     let mut named = Vec::new();
     for mut d in index.manifests {
-        let name = d.annotations.remove(ANNOTATION_REF_NAME).ok_or_else(|| {
-            invalid(
-                path,
-                format!("image {} has no {ANNOTATION_REF_NAME} annotation", d.digest),
-            )
-        })?;
+        let name = image_name(path, &d)?;
         let reference: Reference = name
             .parse()
             .map_err(|e| invalid(path, format!("image {}: {e}", d.digest)))?;
@@ -185,6 +188,34 @@ fn from_index(
         named.push((reference, d));
     }
     Ok(named)
+}
+
+/// The name of an index entry: containerd's `io.containerd.image.name`, a
+/// full reference in `org.opencontainers.image.ref.name`, or, when that is
+/// a bare tag (skopeo/buildah write `v1.29.0`), `localhost/<archive stem>:<tag>`.
+fn image_name(path: &Path, d: &Descriptor) -> Result<String, ArchiveError> {
+    if let Some(n) = d.annotations.get("io.containerd.image.name") {
+        return Ok(n.clone());
+    }
+    let Some(name) = d.annotations.get(ANNOTATION_REF_NAME) else {
+        return Err(invalid(
+            path,
+            format!("image {} has no {ANNOTATION_REF_NAME} annotation", d.digest),
+        ));
+    };
+    if name.contains('/') || name.contains(':') || name.contains('@') {
+        return Ok(name.clone());
+    }
+    let stem: String = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let stem = stem.trim_matches('-');
+    let stem = if stem.is_empty() { "loaded" } else { stem };
+    Ok(format!("localhost/{stem}:{name}"))
 }
 
 /// Every blob `d` needs is in the store (platform of the bastion for indexes).
