@@ -258,6 +258,14 @@ fn push_then_pull_gzip_zstd_and_multi_arch_index() {
     );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("linux/amd64, linux/arm64"));
+    let out = ferry(
+        home.path(),
+        fresh.path(),
+        &["pull", "--insecure", &format!("{a}/ferry/nope:v1")],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("registry {a} has no")), "{err}");
 }
 
 #[test]

@@ -16,6 +16,14 @@ pub enum RegistryError {
         "registry {registry} requires authentication for {reference}: run `ferry login {registry}` first"
     )]
     AuthRequired { registry: String, reference: String },
+    #[error(
+        "registry {registry} has no {reference} ({what}): check the repository and tag (`ferry images` lists local images)"
+    )]
+    NotFound {
+        registry: String,
+        reference: String,
+        what: String,
+    },
     #[error("registry {registry}: {op} {reference}: {message}")]
     Request {
         registry: String,

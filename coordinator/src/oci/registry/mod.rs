@@ -113,6 +113,25 @@ impl Connection {
                 },
             };
         }
+        let unknown = match &e {
+            OciDistributionError::ImageManifestNotFoundError(_) => {
+                Some("manifest unknown".to_string())
+            }
+            OciDistributionError::RegistryError { envelope, .. } => envelope
+                .errors
+                .iter()
+                .map(|x| format!("{:?}", x.code))
+                .find(|c| c.ends_with("Unknown"))
+                .map(|c| format!("{c} error")),
+            _ => None,
+        };
+        if let Some(what) = unknown {
+            return RegistryError::NotFound {
+                registry: self.registry.clone(),
+                reference: reference.to_string(),
+                what,
+            };
+        }
         let mut message = e.to_string();
         if let Some(c) = &self.credentials {
             // Belt and braces: never echo a password a server reflected.
