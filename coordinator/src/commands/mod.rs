@@ -90,7 +90,7 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
         | Command::Tag(_)
         | Command::Save(_)
         | Command::Load(_)) => images::run(&home, &reporter, c).await,
-        Command::Build(a) => build::build(&home, cli.output, a).await,
+        Command::Build(a) => build::build(&home, &reporter, a).await,
     };
     reporter.finish();
     exit

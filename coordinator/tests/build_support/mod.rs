@@ -99,8 +99,14 @@ pub fn build_ok(home: &Path, store: &Path, args: &[&str]) -> serde_json::Value {
         String::from_utf8_lossy(&out.stderr),
         String::from_utf8_lossy(&out.stdout)
     );
+    // The result is the message of the last `image finished` event.
     let stdout = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+    let event: serde_json::Value = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .rfind(|v| v["phase"] == "image" && v["kind"] == "finished")
+        .unwrap_or_else(|| panic!("no image finished event in:\n{stdout}"));
+    serde_json::from_str(event["message"].as_str().unwrap()).unwrap()
 }
 
 /// Copies a fixture tree (files, dirs, symlinks) to `dst`.
