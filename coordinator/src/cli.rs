@@ -55,6 +55,8 @@ pub enum Command {
     Lb(LbCommand),
     /// Copy a local file or tree to nodes through their agents (only missing content moves).
     Scp(ScpArgs),
+    /// The cluster's Kubernetes certificates: `--check-expiration`, `--alt-names a,b`.
+    Cert(crate::commands::CertArgs),
     /// Pull images from a registry into the local image store.
     Pull(PullArgs),
     /// Push a local image to a registry.

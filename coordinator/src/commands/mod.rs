@@ -2,6 +2,8 @@
 
 mod agent;
 mod build;
+mod cert;
+mod cert_expiry;
 mod events;
 mod exec;
 mod images;
@@ -10,6 +12,8 @@ mod scp;
 mod ssh_args;
 mod status;
 mod summary;
+
+pub use cert::CertArgs;
 
 use crate::cli::{AgentCommand, Cli, Command};
 use crate::output::{Reporter, new_operation_id};
@@ -80,6 +84,7 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Exec(a) => exec::exec(&cluster, &reporter, a).await,
         Command::Lb(c) => lb::run(&cluster, &reporter, c).await,
         Command::Scp(a) => scp::scp(&cluster, &reporter, a).await,
+        Command::Cert(a) => cert::cert(&cluster, &reporter, a).await,
         c @ (Command::Pull(_)
         | Command::Push(_)
         | Command::Login(_)
