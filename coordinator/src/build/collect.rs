@@ -1,6 +1,7 @@
 //! Registry collection before a build (what `sealos build` does): find the
 //! images the context names — `images/shim/*` lists, `image:` values in
-//! `manifests/**/*.yaml|yml`, `images/skopeo/tar.txt` archives — skipping
+//! `manifests/**/*.yaml|yml`, images in `charts/*/values.yaml` (no helm
+//! rendering), `images/skopeo/tar.txt` archives — skipping
 //! what the ignore rules exclude; then copy each image (once it is in the
 //! local store) into `<context>/registry` in docker-distribution v2 layout
 //! under its repository path without the registry host
@@ -15,7 +16,8 @@ use std::path::{Path, PathBuf};
 
 use ferry_shared::kubefile::IgnoreRules;
 use ferry_shared::kubefile::collect::{
-    ArchiveSource, CollectError as ListError, archive_list, manifest_images, push_unique, shim_list,
+    ArchiveSource, CollectError as ListError, archive_list, chart_app_version, chart_values_images,
+    manifest_images, push_unique, shim_list,
 };
 
 use super::registry_dir::{RegistryDir, RegistryDirError};
@@ -159,6 +161,25 @@ fn files_under(
     Ok(())
 }
 
+/// `charts/<name>` directories (not symlinks), sorted, not excluded.
+fn chart_dirs(context: &Path, ignore: &IgnoreRules) -> Result<Vec<String>, CollectError> {
+    let dir = context.join("charts");
+    let Ok(rd) = fs::read_dir(&dir) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for e in rd {
+        let e = e.map_err(io("read dir", &dir))?;
+        let rel = format!("charts/{}", e.file_name().to_string_lossy());
+        let is_dir = e.file_type().map_err(io("lstat", &dir))?.is_dir();
+        if is_dir && !ignore.is_excluded(&rel) {
+            out.push(rel);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// The images the context asks for, in first-seen order.
 pub fn scan(context: &Path, ignore: &IgnoreRules) -> Result<Vec<Wanted>, CollectError> {
     let mut names: Vec<(String, String)> = Vec::new();
@@ -189,6 +210,22 @@ pub fn scan(context: &Path, ignore: &IgnoreRules) -> Result<Vec<Wanted>, Collect
             }
             add(f, list);
         }
+    }
+    for chart in chart_dirs(context, ignore)? {
+        let values = format!("{chart}/values.yaml");
+        if ignore.is_excluded(&values) {
+            continue;
+        }
+        let Some(text) = read_small(&context.join(&values))? else {
+            continue;
+        };
+        let app_version = read_small(&context.join(format!("{chart}/Chart.yaml")))?
+            .as_deref()
+            .and_then(chart_app_version);
+        add(
+            &values,
+            chart_values_images(&values, &text, app_version.as_deref())?,
+        );
     }
     let mut out: Vec<Wanted> = names
         .into_iter()

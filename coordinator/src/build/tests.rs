@@ -180,3 +180,56 @@ fn sources_escaping_the_context_are_refused() {
     );
     assert!(!t.entries.keys().any(|k| k.starts_with("abs/")));
 }
+
+#[test]
+fn scan_finds_images_in_lists_manifests_and_charts() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = dir.path();
+    write(
+        ctx,
+        "images/shim/a",
+        "# c\nnginx:1\nregistry.k8s.io/pause:3.9\n",
+        0o644,
+    );
+    write(ctx, "images/shim/b", "nginx:1\n", 0o644);
+    write(
+        ctx,
+        "manifests/deploy.yaml",
+        "spec:\n  containers:\n  - image: busybox:1.36\n",
+        0o644,
+    );
+    write(ctx, "manifests/skip.tmpl", "image: {{ .x }}\n", 0o644);
+    write(
+        ctx,
+        "charts/calico/Chart.yaml",
+        "name: calico\nappVersion: v3.26.1\n",
+        0o644,
+    );
+    write(
+        ctx,
+        "charts/calico/values.yaml",
+        "node:\n  image:\n    repository: calico/node\n",
+        0o644,
+    );
+    write(
+        ctx,
+        "charts/ignored/values.yaml",
+        "image: ignored:1\n",
+        0o644,
+    );
+    let ignore = IgnoreRules::parse("charts/ignored\n").unwrap();
+    let wanted = super::collect::scan(ctx, &ignore).unwrap();
+    let names: Vec<String> = wanted.iter().map(|w| w.reference.to_string()).collect();
+    assert_eq!(
+        names,
+        [
+            "docker.io/library/nginx:1",
+            "registry.k8s.io/pause:3.9",
+            "docker.io/library/busybox:1.36",
+            "docker.io/calico/node:v3.26.1",
+        ]
+    );
+    assert_eq!(wanted[3].file, "charts/calico/values.yaml");
+    write(ctx, "images/shim/bad", "Not A Valid Ref!\n", 0o644);
+    assert!(super::collect::scan(ctx, &ignore).is_err());
+}

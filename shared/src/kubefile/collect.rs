@@ -4,7 +4,10 @@
 //!   skipped;
 //! - `manifests/*.yaml|*.yml`: every string `image:` value in any document;
 //! - `images/skopeo/tar.txt`: `docker-archive:<file>@<name>` or
-//!   `oci-archive:<file>@<name>` lines (archives relative to the context).
+//!   `oci-archive:<file>@<name>` lines (archives relative to the context);
+//! - `charts/<chart>/values.yaml` (no helm rendering): string `image:`
+//!   values and `{registry?, repository, tag?}` maps (a missing tag is the
+//!   chart's `appVersion`, else the map is skipped).
 //!
 //! The results are deduplicated and kept in first-seen order.
 
@@ -95,6 +98,76 @@ fn walk(v: &serde_yaml_ng::Value, out: &mut Vec<String>, depth: usize) {
     }
 }
 
+/// Images named by a chart's `values.yaml`; `app_version` is
+/// `Chart.yaml`'s `appVersion`.
+pub fn chart_values_images(
+    file: &str,
+    values: &str,
+    app_version: Option<&str>,
+) -> Result<Vec<String>, CollectError> {
+    let value: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(values).map_err(|e| CollectError::Yaml {
+            file: file.to_string(),
+            reason: e.to_string(),
+        })?;
+    let mut out = Vec::new();
+    walk_values(&value, app_version, &mut out, 0);
+    Ok(out)
+}
+
+fn scalar(v: Option<&serde_yaml_ng::Value>) -> Option<String> {
+    match v? {
+        serde_yaml_ng::Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        serde_yaml_ng::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn walk_values(
+    v: &serde_yaml_ng::Value,
+    app_version: Option<&str>,
+    out: &mut Vec<String>,
+    depth: usize,
+) {
+    if depth > 64 {
+        return;
+    }
+    match v {
+        serde_yaml_ng::Value::Mapping(m) => {
+            if let Some(repo) = scalar(m.get("repository")) {
+                let tag = scalar(m.get("tag")).or_else(|| app_version.map(str::to_string));
+                if let Some(tag) = tag {
+                    let name = match scalar(m.get("registry")) {
+                        Some(r) => format!("{r}/{repo}:{tag}"),
+                        None => format!("{repo}:{tag}"),
+                    };
+                    push_unique(out, &name);
+                }
+            }
+            for (k, val) in m {
+                if k.as_str() == Some("image")
+                    && let Some(s) = scalar(Some(val))
+                {
+                    push_unique(out, &s);
+                }
+                walk_values(val, app_version, out, depth + 1);
+            }
+        }
+        serde_yaml_ng::Value::Sequence(s) => {
+            s.iter()
+                .for_each(|x| walk_values(x, app_version, out, depth + 1));
+        }
+        serde_yaml_ng::Value::Tagged(t) => walk_values(&t.value, app_version, out, depth + 1),
+        _ => {}
+    }
+}
+
+/// `appVersion` of a `Chart.yaml`.
+pub fn chart_app_version(chart_yaml: &str) -> Option<String> {
+    let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(chart_yaml).ok()?;
+    scalar(v.get("appVersion"))
+}
+
 /// Lines of `images/skopeo/tar.txt`.
 pub fn archive_list(file: &str, text: &str) -> Result<Vec<ArchiveSource>, CollectError> {
     let mut out = Vec::new();
@@ -148,6 +221,29 @@ mod tests {
             ["nginx:1", "busybox"]
         );
         assert!(manifest_images("m.yaml", "a: [").is_err());
+    }
+
+    #[test]
+    fn chart_values() {
+        let v = "image:\n  registry: docker.io\n  repository: calico/node\nsidecar:\n  repository: busybox\n  tag: 1.36\nplain:\n  image: nginx:1\nnoTag:\n  repository: x/y\n";
+        assert_eq!(
+            chart_values_images("values.yaml", v, Some("v3.26.1")).unwrap(),
+            [
+                "docker.io/calico/node:v3.26.1",
+                "busybox:1.36",
+                "nginx:1",
+                "x/y:v3.26.1"
+            ]
+        );
+        assert_eq!(
+            chart_values_images("values.yaml", "a:\n  repository: x/y\n", None).unwrap(),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            chart_app_version("name: c\nappVersion: \"v1.2\"\n").as_deref(),
+            Some("v1.2")
+        );
+        assert!(chart_values_images("values.yaml", "a: [", None).is_err());
     }
 
     #[test]
