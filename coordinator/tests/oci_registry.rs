@@ -463,3 +463,95 @@ fn bench_pull_400mb() {
         again.as_secs_f64()
     );
 }
+
+/// A pull killed mid-download leaves no image and no partial blob; the next
+/// pull fetches only what is missing.
+#[test]
+fn killed_pull_resumes_without_partial_blobs() {
+    let reg = Registry::start(None);
+    let home = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let a = reg.addr.clone();
+    let layers: Vec<Vec<(&str, Vec<u8>)>> = (0..6u8)
+        .map(|i| {
+            let mut data = vec![0u8; 16 << 20];
+            let mut x: u64 = 0x2545_f491_4f6c_dd1d ^ u64::from(i);
+            for b in data.iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = x as u8;
+            }
+            vec![("data/blob", data)]
+        })
+        .collect();
+    let img = {
+        let s = Store::open(src.path()).unwrap();
+        put_image(&s, "amd64", Comp::Zstd, &layers, &[])
+    };
+    let name = format!("{a}/ferry/big:v1");
+    tag_in(src.path(), &name, &img);
+    ferry_ok(home.path(), src.path(), &["push", "--insecure", &name]);
+
+    let dst = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .env("FERRY_HOME", home.path())
+        .env("FERRY_DATA_ROOT", dst.path())
+        .args(["pull", "--insecure", "--concurrency", "1", &name])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once at least one blob is complete and another is in flight.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let count = |d: &str| {
+            std::fs::read_dir(dst.path().join(d))
+                .map(|r| r.count())
+                .unwrap_or(0)
+        };
+        if count("blobs/sha256") >= 2 && count("tmp") >= 1 {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "pull finished before it could be interrupted"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pull made no progress"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let s = Store::open(dst.path()).unwrap();
+    assert!(
+        s.list().unwrap().is_empty(),
+        "an interrupted pull named an image"
+    );
+    for e in std::fs::read_dir(dst.path().join("blobs/sha256")).unwrap() {
+        let hex = e.unwrap().file_name().to_string_lossy().into_owned();
+        s.verify_blob(&format!("sha256:{hex}").parse().unwrap())
+            .unwrap();
+    }
+    let have: u64 = std::fs::read_dir(dst.path().join("blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    drop(s);
+    let out = ferry_ok(
+        home.path(),
+        dst.path(),
+        &["-o", "json", "pull", "--insecure", &name],
+    );
+    let ev = last_event(&out, "pull", "finished");
+    let fetched = ev["counters"]["bytes_fetched"].as_u64().unwrap();
+    let total = ev["counters"]["image_size"].as_u64().unwrap();
+    assert!(
+        ev["counters"]["blobs_skipped"].as_u64().unwrap() >= 1,
+        "{out}"
+    );
+    assert_eq!(fetched + have, total - img.size, "{out}");
+}
