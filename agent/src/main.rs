@@ -89,6 +89,11 @@ struct ServeArgs {
     /// beside the TLS directory, i.e. /var/lib/ferry/agent/lb).
     #[arg(long)]
     lb_dir: Option<PathBuf>,
+    /// How the IPVS load balancer makes the VIP reachable from the node:
+    /// `route` (a VIP/32 host route, sealos's default) or `link` (the VIP on
+    /// the dummy interface `ferry-lb`).
+    #[arg(long, default_value = "route")]
+    lb_vip_mode: ferry_agent::lb::vip::VipMode,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,6 +153,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     config.supervisor = args.supervisor.as_str().to_string();
     config.heartbeat = Duration::from_millis(args.heartbeat_ms);
     config.exec_limit = args.max_execs;
+    config.lb_vip_mode = args.lb_vip_mode;
     config.lb_dir = args.lb_dir.clone().or_else(|| {
         args.tls_dir
             .canonicalize()

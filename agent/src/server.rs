@@ -46,6 +46,8 @@ pub struct ServeConfig {
     /// Where the load balancer's desired state is persisted (None: not
     /// persisted).
     pub lb_dir: Option<std::path::PathBuf>,
+    /// How the IPVS backend makes the VIP reachable (route | link).
+    pub lb_vip_mode: crate::lb::vip::VipMode,
     /// Chunk cache of the transfer service.
     pub transfer: crate::transfer::TransferConfig,
 }
@@ -61,6 +63,7 @@ impl ServeConfig {
             exec_limit: DEFAULT_EXEC_LIMIT,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             lb_dir: None,
+            lb_vip_mode: crate::lb::vip::VipMode::Route,
             transfer: crate::transfer::TransferConfig::default(),
         }
     }
@@ -103,7 +106,10 @@ pub async fn serve(
     );
     let lb = crate::lb::LbController::new(
         events.clone(),
-        std::sync::Arc::new(crate::lb::SystemBackends::default()),
+        std::sync::Arc::new(crate::lb::SystemBackends {
+            prefix: Vec::new(),
+            vip_mode: config.lb_vip_mode,
+        }),
         config.lb_dir.clone().map(crate::lb::store::Store::new),
         stop.clone(),
     )

@@ -1,5 +1,6 @@
 #!/bin/busybox sh
-# /init of the IPVS test VM: mounts, loads the IPVS modules, configures
+# /init of the load balancer test VM: mounts, loads the IPVS and nf_tables
+# modules, configures
 # qemu's user network (10.0.2.15/24, host = 10.0.2.2), then keeps
 # `ferry-agent serve` running (a killed agent restarts, as under systemd).
 /bin/busybox --install -s /bin
@@ -9,7 +10,8 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mount -t tmpfs tmp /tmp
 depmod
-for m in virtio_pci virtio_net dummy ip_vs ip_vs_rr ip_vs_wrr ip_vs_lc ip_vs_wlc ip_vs_sh ip_vs_dh; do
+for m in virtio_pci virtio_net dummy ip_vs ip_vs_rr ip_vs_wrr ip_vs_lc ip_vs_wlc ip_vs_sh ip_vs_dh \
+         nf_tables nft_chain_nat nft_nat nft_numgen nft_hash; do
   modprobe $m || echo "FERRY-VM: modprobe $m failed"
 done
 ip link set lo up

@@ -3,7 +3,7 @@
 # cloud kernel (fetched with `apt-get download`, unpacked with dpkg-deb, never
 # installed on this host) and a base initramfs (gzip'd newc cpio) with a
 # static busybox as /init, the kernel modules IPVS needs (depmod runs at
-# boot), and ipvsadm + iproute2's `ip` with their shared libraries.
+# boot), and ipvsadm, iproute2's `ip` and `nft` with their shared libraries.
 # The test appends a second archive with the agent and its TLS material.
 # Prints `vmlinuz=PATH` and `initrd=PATH`. Exit 3 = cannot run here (the
 # reason on stderr, starting with SKIP).
@@ -18,7 +18,7 @@ command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 missing (ap
 for t in cpio gzip dpkg-deb apt-get; do command -v $t >/dev/null || skip "$t missing"; done
 busybox=/bin/busybox
 [ -x "$busybox" ] && ! ldd "$busybox" >/dev/null 2>&1 || skip "static busybox missing (apt-get install busybox-static)"
-for b in ipvsadm ip; do command -v $b >/dev/null || skip "$b missing (apt-get install ipvsadm iproute2)"; done
+for b in ipvsadm ip nft; do command -v $b >/dev/null || skip "$b missing (apt-get install ipvsadm iproute2 nftables)"; done
 
 # 1. The kernel package (the version the cloud meta-package points at).
 kdir=$cache/kernel
@@ -45,9 +45,9 @@ if ! [ -f "$initrd" ] || [ "$here/prepare.sh" -nt "$initrd" ] || [ "$here/init.s
   mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,run,etc,root,var/lib/ferry/agent}
   cp "$busybox" "$root/bin/busybox"
   cp "$here/init.sh" "$root/init" && chmod 755 "$root/init"
-  # Modules: IPVS and its schedulers, conntrack, dummy, virtio networking.
-  want=(net/netfilter/ipvs net/netfilter/nf_conntrack.ko net/ipv4/netfilter/nf_defrag_ipv4.ko
-        net/ipv6/netfilter/nf_defrag_ipv6.ko lib/libcrc32c.ko crypto/crc32c_generic.ko
+  # Modules: netfilter (IPVS and its schedulers, nf_tables, NAT), dummy,
+  # virtio networking.
+  want=(net/netfilter net/ipv4/netfilter net/ipv6/netfilter lib/libcrc32c.ko crypto/crc32c_generic.ko
         arch/x86/crypto/crc32c-intel.ko drivers/virtio drivers/net/virtio_net.ko
         drivers/net/net_failover.ko net/core/failover.ko drivers/net/dummy.ko)
   for w in "${want[@]}"; do
@@ -57,7 +57,7 @@ if ! [ -f "$initrd" ] || [ "$here/prepare.sh" -nt "$initrd" ] || [ "$here/init.s
   done
   cp "$kdir/root/lib/modules/$kver"/modules.{order,builtin} "$root/lib/modules/$kver/" 2>/dev/null || true
   # Dynamic tools with their libraries (same Debian release as the host).
-  for b in ipvsadm ip; do
+  for b in ipvsadm ip nft; do
     p=$(command -v $b); cp "$p" "$root/usr/sbin/"
     for lib in $(ldd "$p" | grep -o '/[^ ]*'); do
       mkdir -p "$root$(dirname "$lib")" && cp -L "$lib" "$root$lib"
