@@ -376,3 +376,64 @@ fn hostile_kubefiles_and_contexts_are_refused_before_anything_is_written() {
         );
     }
 }
+
+#[test]
+fn kubefile_flag_zstd_and_source_date_epoch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ctx = tmp.path().join("ctx");
+    fs::create_dir_all(ctx.join("bin")).unwrap();
+    fs::write(ctx.join("bin/tool"), "tool").unwrap();
+    let kubefile = tmp.path().join("elsewhere.Kubefile");
+    fs::write(
+        &kubefile,
+        "FROM scratch\nARG A\nCOPY bin /opt/bin\nLABEL a=$A\n",
+    )
+    .unwrap();
+    let store_dir = tmp.path().join("store");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .env("FERRY_HOME", tmp.path().join("home"))
+        .env("FERRY_DATA_ROOT", &store_dir)
+        .env("SOURCE_DATE_EPOCH", "86400")
+        .args([
+            "-o",
+            "json",
+            "build",
+            "-t",
+            "t/zstd:v1",
+            "--compression",
+            "zstd",
+        ])
+        .args(["--build-arg", "A=1", "--build-arg", "UNUSED=2", "-f"])
+        .arg(&kubefile)
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("UNUSED was not consumed"), "{stdout}");
+    let store = Store::open(&store_dir).unwrap();
+    let image = store.resolve("t/zstd:v1", None).unwrap();
+    assert_eq!(
+        image.config.created.as_deref(),
+        Some("1970-01-02T00:00:00Z")
+    );
+    assert_eq!(image.config.config.labels.clone().unwrap()["a"], "1");
+    let layer = &image.manifest.layers[0];
+    assert_eq!(
+        layer.media_type,
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    );
+    let dec = zstd::stream::read::Decoder::new(store.open_blob(&layer.digest).unwrap()).unwrap();
+    let mut ar = tar::Archive::new(dec);
+    let mut paths = Vec::new();
+    for e in ar.entries().unwrap() {
+        let e = e.unwrap();
+        assert_eq!(e.header().mtime().unwrap(), 86400);
+        paths.push(e.path().unwrap().display().to_string());
+    }
+    assert_eq!(paths, ["opt/", "opt/bin/", "opt/bin/tool"]);
+}

@@ -78,6 +78,39 @@ pub fn valid_tag(tag: &str) -> bool {
             .all(|x| x.is_ascii_alphanumeric() || b"_.-".contains(x))
 }
 
+/// Streams `reader` into `tmp` (0444, synced), checking it hashes to
+/// `expected`.
+fn write_verified(
+    tmp: &Path,
+    expected: &Digest,
+    reader: &mut impl Read,
+) -> Result<(), RegistryDirError> {
+    let mut file = fs::File::create(tmp).map_err(io_err("create", tmp))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = reader.read(&mut buf).map_err(io_err("read", tmp))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        file.write_all(&buf[..n]).map_err(io_err("write", tmp))?;
+    }
+    // Read-only like the store's blobs, so hard-linked and copied blobs
+    // look the same in a layer.
+    file.set_permissions(fs::Permissions::from_mode(0o444))
+        .map_err(io_err("chmod", tmp))?;
+    file.sync_all().map_err(io_err("sync", tmp))?;
+    let actual = Digest::from_hasher(hasher);
+    if actual != *expected {
+        return Err(RegistryDirError::DigestMismatch {
+            expected: expected.clone(),
+            actual,
+        });
+    }
+    Ok(())
+}
+
 /// A registry storage tree rooted at `root` (the `registry/` directory).
 #[derive(Debug, Clone)]
 pub struct RegistryDir {
@@ -131,30 +164,12 @@ impl RegistryDir {
         let dir = path.parent().unwrap_or(&self.root).to_owned();
         fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
         let tmp = dir.join(format!("data.tmp-{}", std::process::id()));
-        let mut file = fs::File::create(&tmp).map_err(io_err("create", &tmp))?;
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 1 << 16];
-        loop {
-            let n = reader.read(&mut buf).map_err(io_err("read", &tmp))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            file.write_all(&buf[..n]).map_err(io_err("write", &tmp))?;
-        }
-        // Read-only like the store's blobs, so hard-linked and copied blobs
-        // look the same in a layer.
-        file.set_permissions(fs::Permissions::from_mode(0o444))
-            .map_err(io_err("chmod", &tmp))?;
-        file.sync_all().map_err(io_err("sync", &tmp))?;
-        let actual = Digest::from_hasher(hasher);
-        if actual != *expected {
+        let written = write_verified(&tmp, expected, &mut reader);
+        if written.is_err() {
+            // Never leave a partial file: it would end up in the image.
             let _ = fs::remove_file(&tmp);
-            return Err(RegistryDirError::DigestMismatch {
-                expected: expected.clone(),
-                actual,
-            });
         }
+        written?;
         fs::rename(&tmp, &path).map_err(io_err("rename", &path))
     }
 
