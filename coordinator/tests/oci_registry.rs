@@ -554,4 +554,9 @@ fn killed_pull_resumes_without_partial_blobs() {
         "{out}"
     );
     assert_eq!(fetched + have, total - img.size, "{out}");
+    // The killed process's temp file was cleaned up by the next ferry.
+    assert_eq!(
+        std::fs::read_dir(dst.path().join("tmp")).unwrap().count(),
+        0
+    );
 }

@@ -108,6 +108,7 @@ impl Store {
         if !store.index_path().exists() {
             store.update_index(|_| Ok(()))?;
         }
+        store.remove_stale_temps();
         Ok(store)
     }
 
@@ -118,6 +119,27 @@ impl Store {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Removes ingest temp files left by ferry processes that no longer run
+    /// (killed pulls); files of live processes are theirs to finish.
+    fn remove_stale_temps(&self) {
+        let Ok(entries) = fs::read_dir(self.tmp_dir()) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let pid = name
+                .strip_prefix("ingest-")
+                .and_then(|r| r.split('-').next())
+                .and_then(|p| p.parse::<u32>().ok());
+            if let Some(pid) = pid
+                && pid != std::process::id()
+                && !Path::new(&format!("/proc/{pid}")).exists()
+            {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
     }
 
     fn index_path(&self) -> PathBuf {
