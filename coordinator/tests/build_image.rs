@@ -46,9 +46,11 @@ fn base_image(tmp: &Path) -> (std::path::PathBuf, std::path::PathBuf, String) {
     let store = Store::open(&store_dir).unwrap();
     let image = store.resolve("test/base:v1", None).unwrap();
     let reg = tmp.join("registry-a");
-    RegistryDir::new(&reg)
-        .add_image(&store, &image, "test/base", Some("v1"))
-        .unwrap();
+    for tag in ["v1", "v2"] {
+        RegistryDir::new(&reg)
+            .add_image(&store, &image, "test/base", Some(tag))
+            .unwrap();
+    }
     (store_dir, reg, digest)
 }
 
@@ -121,8 +123,7 @@ async fn labring_context_carries_its_images_and_round_trips_through_a_registry()
         copy_tree(&fixture("labring"), &ctx);
         let list = ctx.join("images/shim/list");
         let mut text = fs::read_to_string(&list).unwrap();
-        text.push_str(&shim_image);
-        text.push('\n');
+        text.push_str(&format!("{shim_image}\n{}/test/base:v2\n", source.addr));
         fs::write(&list, text).unwrap();
         // Different mtimes on the second copy must not change the digest.
         for f in files(&ctx) {
@@ -154,6 +155,11 @@ async fn labring_context_carries_its_images_and_round_trips_through_a_registry()
             "registry/docker/registry/v2/repositories/test/base/_manifests/tags/v1/current/link",
         );
         assert_eq!(fs::read_to_string(&link).unwrap(), base_digest);
+        let v2 = ctx.join(
+            "registry/docker/registry/v2/repositories/test/base/_manifests/tags/v2/current/link",
+        );
+        assert_eq!(fs::read_to_string(&v2).unwrap(), base_digest);
+        assert_eq!(out["registry_images"].as_array().unwrap().len(), 2);
 
         // ... and so does the built image; the config has the Kubefile's fields.
         let store = Store::open(&store_dir).unwrap();

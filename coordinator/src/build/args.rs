@@ -26,6 +26,9 @@ pub struct BuildArgs {
     /// Registries spoken to over plain HTTP (base and registry images); repeatable.
     #[arg(long = "insecure-registry")]
     pub insecure_registries: Vec<String>,
+    /// Images pulled at once while collecting (sealos `--max-pull-procs`).
+    #[arg(long, default_value_t = 5)]
+    pub max_pull_procs: usize,
     /// Skip collecting images/shim, manifests and tar.txt images into CONTEXT/registry.
     #[arg(long)]
     pub no_registry: bool,

@@ -7,6 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use ferry_shared::kubefile::{Base, BuildArgs as ArgMap, IgnoreRules, Kubefile, KubefileError};
+use futures::StreamExt;
 
 use super::args::BuildArgs;
 use super::collect::{self, CollectError};
@@ -296,13 +297,21 @@ pub async fn build(
         .unwrap_or_else(Platform::host);
 
     // 3. Images the cluster image carries, into <context>/registry.
+    // Registry images are pulled `--max-pull-procs` at a time; archives
+    // are loaded one after the other.
+    let pulls = wanted.iter().filter(|w| w.archive.is_none()).map(|w| {
+        let platform = &platform;
+        async move { ensure(store, a, ferry_home, &w.reference, Some(platform), log).await }
+    });
+    let results: Vec<Result<(), BuildError>> = futures::stream::iter(pulls)
+        .buffer_unordered(a.max_pull_procs.max(1))
+        .collect()
+        .await;
+    results.into_iter().collect::<Result<Vec<()>, _>>()?;
     let mut locals = Vec::with_capacity(wanted.len());
     for w in &wanted {
         match &w.archive {
-            None => {
-                ensure(store, a, ferry_home, &w.reference, Some(&platform), log).await?;
-                locals.push(w.reference.to_string());
-            }
+            None => locals.push(w.reference.to_string()),
             Some(path) => {
                 log(format!("loading {}", path.display()));
                 let report = archive::load(store, path).map_err(|source| BuildError::Load {
