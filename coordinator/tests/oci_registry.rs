@@ -560,3 +560,53 @@ fn killed_pull_resumes_without_partial_blobs() {
         0
     );
 }
+
+/// Docker schema 2 media types (what `docker push` writes) pull and mount.
+#[test]
+fn docker_schema2_image_pulls() {
+    use ferry_coordinator::oci::types::*;
+    let reg = Registry::start(None);
+    let home = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let a = reg.addr.clone();
+    let name = format!("{a}/ferry/docker:v2");
+    let manifest = {
+        let s = Store::open(src.path()).unwrap();
+        let tar = oci_support::images::layer_tar(&[("etc/os", b"docker".to_vec())]);
+        let layer = s
+            .put_bytes(
+                MEDIA_DOCKER_LAYER_GZIP,
+                &oci_support::images::compress(&tar, Comp::Gzip),
+            )
+            .unwrap();
+        let config = serde_json::json!({
+            "architecture": "amd64", "os": "linux",
+            "config": {"Labels": {"sealos.io.type": "application"}},
+            "rootfs": {"type": "layers", "diff_ids": [Digest::of(&tar).as_str()]},
+        });
+        let config = s.put_json_blob(MEDIA_DOCKER_CONFIG, &config).unwrap();
+        let m = Manifest {
+            schema_version: 2,
+            media_type: Some(MEDIA_DOCKER_MANIFEST.into()),
+            config,
+            layers: vec![layer],
+            annotations: Default::default(),
+        };
+        let d = s.put_json_blob(MEDIA_DOCKER_MANIFEST, &m).unwrap();
+        s.tag(&name.parse().unwrap(), &d).unwrap();
+        d
+    };
+    ferry_ok(home.path(), src.path(), &["push", "--insecure", &name]);
+    let dst = tempfile::tempdir().unwrap();
+    ferry_ok(home.path(), dst.path(), &["pull", "--insecure", &name]);
+    let s = Store::open(dst.path()).unwrap();
+    let e = s.lookup(&name).unwrap();
+    assert_eq!(e.descriptor.digest, manifest.digest);
+    assert_eq!(e.descriptor.media_type, MEDIA_DOCKER_MANIFEST);
+    let root = tempfile::tempdir().unwrap();
+    s.mount(&name, root.path(), &Default::default()).unwrap();
+    assert_eq!(
+        std::fs::read(root.path().join("etc/os")).unwrap(),
+        b"docker"
+    );
+}
