@@ -300,6 +300,29 @@ fn nftables_vip_balances_fails_over_recovers_restores_and_deletes() {
             .unwrap();
         assert_eq!(route.trim(), "");
     }
+
+    // Uninstalling the agents (without `lb delete`) leaves no rules, route
+    // or state behind.
+    sync(&b, &masters);
+    assert!(nft_table(&tb, w0).is_some());
+    let out = b.ferry(&[
+        "agent",
+        "uninstall",
+        "--ips",
+        &format!("{},{}", ip[w0], ip[w1]),
+        "-p",
+        tb.password("root").unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for w in [w0, w1] {
+        assert!(nft_table(&tb, w).is_none(), "table left on {w}");
+        let route = tb
+            .exec_ok(w, &["ip", "route", "show", "10.103.97.2/32"])
+            .unwrap();
+        assert_eq!(route.trim(), "");
+        let o = tb.exec(w, &["ls", "/var/lib/ferry/agent"]).unwrap();
+        assert!(!o.status.success(), "agent dir left on {w}");
+    }
     eprintln!(
         "LB-MEASURE failover_ms={} readd_ms={} first_sync_ms={first_sync_ms} change_sync_ms={change_ms} (interval 1000 ms, 2 workers)",
         failover.as_millis(),

@@ -8,6 +8,8 @@ pub const AGENT_BIN: &str = "/var/lib/ferry/agent/ferry-agent";
 pub const TLS_DIR: &str = "/var/lib/ferry/agent/tls";
 pub const PIDFILE: &str = "/var/lib/ferry/agent/agent.pid";
 pub const LOGFILE: &str = "/var/lib/ferry/agent/agent.log";
+/// The load balancer's persisted state (the agent's default `--lb-dir`).
+pub const LB_DIR: &str = "/var/lib/ferry/agent/lb";
 pub const UNIT_PATH: &str = "/etc/systemd/system/ferry-agent.service";
 pub const UNIT_NAME: &str = "ferry-agent.service";
 pub const DEFAULT_AGENT_PORT: u16 = 7443;
@@ -81,6 +83,12 @@ pub fn start_commands(sup: Supervisor, port: u16, node_name: &str) -> Vec<Vec<St
             vec![stop_daemon_command(), daemon]
         }
     }
+}
+
+/// Removes the load balancer's kernel rules, VIP route/link and state
+/// (run with the agent stopped, before its files go).
+pub fn lb_reset_command() -> Vec<String> {
+    argv(&[AGENT_BIN, "lb-reset", "--lb-dir", LB_DIR])
 }
 
 pub fn stop_daemon_command() -> Vec<String> {

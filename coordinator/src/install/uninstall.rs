@@ -7,7 +7,8 @@ use super::layout;
 use crate::output::Reporter;
 use crate::ssh::{SshOptions, SshSession, SshTarget};
 
-/// Stops the agent (systemd unit or daemon) and removes its files.
+/// Stops the agent (systemd unit or daemon), removes the load balancer's
+/// kernel rules and the agent's files.
 pub async fn uninstall_host(
     target: SshTarget,
     ssh: SshOptions,
@@ -47,6 +48,11 @@ async fn remove(s: &SshSession) -> Result<(), InstallError> {
         let stop = layout::stop_daemon_command();
         let stop: Vec<&str> = stop.iter().map(String::as_str).collect();
         s.run_privileged_ok(&stop).await?;
+        // With the agent stopped nothing re-applies the rules: remove the
+        // load balancer's nftables/IPVS rules, VIP route/link and state.
+        let reset = layout::lb_reset_command();
+        let reset: Vec<&str> = reset.iter().map(String::as_str).collect();
+        s.run_privileged_ok(&reset).await?;
     }
     s.run_privileged_ok(&["rm", "-rf", layout::AGENT_DIR])
         .await?;
