@@ -266,6 +266,15 @@ fn push_then_pull_gzip_zstd_and_multi_arch_index() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("registry {a} has no")), "{err}");
+    // Without --insecure the plain-HTTP registry fails with a hint.
+    let out = ferry(
+        home.path(),
+        fresh.path(),
+        &["pull", &format!("{a}/ferry/gz:v1")],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("needs --insecure"), "{err}");
 }
 
 #[test]

@@ -132,7 +132,12 @@ impl Connection {
                 what,
             };
         }
+        let connect_failed =
+            matches!(&e, OciDistributionError::RequestError(r) if r.is_connect() || r.is_request());
         let mut message = e.to_string();
+        if connect_failed && !self.insecure {
+            message.push_str(" (a plain-HTTP registry or mirror needs --insecure)");
+        }
         if let Some(c) = &self.credentials {
             // Belt and braces: never echo a password a server reflected.
             let secret = c.password.expose();
