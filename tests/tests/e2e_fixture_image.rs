@@ -221,3 +221,266 @@ fn fixture_image_hooks_run_on_a_testbed_node() {
         String::from_utf8_lossy(&left.stdout)
     );
 }
+
+/// Writes `(relative path, contents)` under a fresh local dir.
+fn local_tree(files: &[(String, String)]) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    for (rel, text) in files {
+        let p = d.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+    }
+    d
+}
+
+/// The kubeadm fixture on two testbed nodes, driven through the agents as
+/// the pipeline does: `kubeadm init` on node1 with ferry's PKI and config
+/// (its apiserver daemon outlives the exec), a worker `kubeadm join` on
+/// node2 across the network with the CA pin, then clean.sh stops it all.
+#[test]
+fn kubeadm_fixture_init_and_join_across_testbed_nodes() {
+    use ferry_shared::kubeadm::{
+        BootstrapToken, ClusterFacts, JoinRole, KubeadmDocs, ca_cert_hash,
+    };
+    use ferry_shared::pki::kube::{KubePkiSpec, SEALOS_VALIDITY_YEARS, generate_all};
+
+    let tb = Testbed::up(TestbedConfig::nodes(2)).expect("testbed up");
+    let b = Bastion::new(&tb);
+    let ip: Vec<String> = tb.nodes().iter().map(|n| n.ip.to_string()).collect();
+    let pw = tb.password("root").unwrap().to_string();
+    let out = b.ferry(&[
+        "agent",
+        "install",
+        "--masters",
+        &ip[0],
+        "--nodes",
+        &ip[1],
+        "-p",
+        &pw,
+    ]);
+    assert!(out.status.success(), "install: {}", stderr(&out));
+    let dir = tempfile::tempdir().unwrap();
+    let staged = dir.path().join("kubernetes");
+    stage(&staged);
+    assert!(
+        b.ferry(&["scp", staged.to_str().unwrap(), ROOTFS])
+            .status
+            .success()
+    );
+    for i in 0..2 {
+        let hosts = format!(
+            "echo '{0} sealos.hub' >> /etc/hosts; echo '{0} apiserver.cluster.local' >> /etc/hosts",
+            ip[0]
+        );
+        tb.exec_ok(i, &["bash", "-c", &hosts]).unwrap();
+    }
+    let scripts = format!("{ROOTFS}/scripts");
+    let on = |ips: &str, args: &[&str]| {
+        let mut all = vec![
+            "exec",
+            "--ips",
+            ips,
+            "--timeout",
+            "120",
+            "--cwd",
+            &scripts,
+            "-e",
+            "registryPort=5000",
+            "--",
+        ];
+        all.extend_from_slice(args);
+        b.ferry(&all)
+    };
+    let all = ip.join(",");
+    assert!(
+        on(
+            &ip[0],
+            &[
+                "bash",
+                "init-registry.sh",
+                "/var/lib/registry",
+                "/etc/registry"
+            ]
+        )
+        .status
+        .success()
+    );
+    for args in [
+        &["bash", "init-cri.sh", "sealos.hub", "5000"][..],
+        &["bash", "init.sh"],
+    ] {
+        let out = on(&all, args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    }
+
+    // ferry's PKI and kubeadm config for master0 = node1.
+    let spec = KubePkiSpec {
+        node_name: "node1".into(),
+        node_ip: ip[0].parse().unwrap(),
+        control_plane_host: "apiserver.cluster.local".into(),
+        control_plane_port: 6443,
+        cert_sans: vec![
+            "127.0.0.1".into(),
+            "apiserver.cluster.local".into(),
+            "10.103.97.2".into(),
+            ip[0].clone(),
+        ],
+        service_cidr: "10.96.0.0/22".into(),
+        dns_domain: "cluster.local".into(),
+        validity_years: SEALOS_VALIDITY_YEARS,
+        kube_minor: 27,
+    };
+    let files: Vec<(String, String)> = generate_all(&spec, time::OffsetDateTime::now_utc())
+        .unwrap()
+        .into_iter()
+        .map(|f| (f.path, f.contents))
+        .collect();
+    let ca = files
+        .iter()
+        .find(|(p, _)| p == "pki/ca.crt")
+        .unwrap()
+        .1
+        .clone();
+    let docs = KubeadmDocs::new(
+        ClusterFacts {
+            kube_version: "v1.27.7".into(),
+            master0: ip[0].parse().unwrap(),
+            masters: vec![ip[0].parse().unwrap()],
+            vip: "10.103.97.2".parse().unwrap(),
+            token: BootstrapToken::parse("abcdef.0123456789abcdef").unwrap(),
+            certificate_key: "ab".repeat(32),
+        },
+        &[],
+    )
+    .unwrap();
+    let pki = local_tree(&files);
+    assert!(
+        b.ferry(&[
+            "scp",
+            "--ips",
+            &ip[0],
+            pki.path().to_str().unwrap(),
+            "/etc/kubernetes"
+        ])
+        .status
+        .success()
+    );
+    let kdir = "/var/lib/ferry/data/fixture/kubeadm";
+    let init = local_tree(&[("kubeadm-init.yaml".into(), docs.init_yaml().unwrap())]);
+    assert!(
+        b.ferry(&["scp", "--ips", &ip[0], init.path().to_str().unwrap(), kdir])
+            .status
+            .success()
+    );
+    let out = b.ferry(&[
+        "exec",
+        "--ips",
+        &ip[0],
+        "--timeout",
+        "120",
+        "--",
+        "kubeadm",
+        "init",
+        "--config",
+        &format!("{kdir}/kubeadm-init.yaml"),
+        "--upload-certs",
+        "--skip-token-print",
+        "--skip-certificate-key-print",
+        "--ignore-preflight-errors=SystemVerification",
+    ]);
+    assert!(out.status.success(), "kubeadm init: {}", stderr(&out));
+
+    // The apiserver daemon outlived the exec and answers node2.
+    let health = tb
+        .exec_ok(
+            1,
+            &[
+                "curl",
+                "-sk",
+                "--max-time",
+                "5",
+                &format!("https://{}:6443/healthz", ip[0]),
+            ],
+        )
+        .unwrap();
+    assert_eq!(health, "ok");
+
+    // Worker join (no load balancer here: straight to master0).
+    let join = docs
+        .join_yaml(
+            &JoinRole::Worker {
+                ip: ip[1].parse().unwrap(),
+            },
+            &ca_cert_hash(&ca).unwrap(),
+        )
+        .unwrap()
+        .replace("10.103.97.2:6443", &format!("{}:6443", ip[0]));
+    let jt = local_tree(&[("kubeadm-join.yaml".into(), join)]);
+    assert!(
+        b.ferry(&["scp", "--ips", &ip[1], jt.path().to_str().unwrap(), kdir])
+            .status
+            .success()
+    );
+    let out = b.ferry(&[
+        "exec",
+        "--ips",
+        &ip[1],
+        "--timeout",
+        "120",
+        "--",
+        "kubeadm",
+        "join",
+        "--config",
+        &format!("{kdir}/kubeadm-join.yaml"),
+        "--ignore-preflight-errors=SystemVerification",
+    ]);
+    assert!(out.status.success(), "kubeadm join: {}", stderr(&out));
+    let log = tb
+        .exec_ok(1, &["cat", "/var/log/kubeadm-fixture.log"])
+        .unwrap();
+    let join_rec: serde_json::Value = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .rfind(|r| r["command"] == "join")
+        .unwrap();
+    assert_eq!(join_rec["ok"], true, "{log}");
+    assert_eq!(join_rec["endpoint"], format!("{}:6443", ip[0]));
+    tb.exec_ok(
+        1,
+        &["bash", "-c", "curl -sf http://127.0.0.1:10248/healthz"],
+    )
+    .unwrap();
+
+    for (ips, args) in [
+        (&all, &["bash", "clean.sh"][..]),
+        (
+            &ip[0],
+            &[
+                "bash",
+                "clean-registry.sh",
+                "/var/lib/registry",
+                "/etc/registry",
+            ],
+        ),
+    ] {
+        let out = on(ips, args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    }
+    assert!(
+        poll_until(Instant::now() + Duration::from_secs(10), || port_closed(
+            &tb, 6443
+        )),
+        "apiserver fixture stopped by clean.sh"
+    );
+    let left = tb
+        .exec(
+            0,
+            &["pgrep", "-f", "kubeadm serve-apiserver|/usr/bin/kubelet"],
+        )
+        .unwrap();
+    assert!(
+        !left.status.success(),
+        "{}",
+        String::from_utf8_lossy(&left.stdout)
+    );
+}
