@@ -89,6 +89,9 @@ fn sync(b: &Bastion, masters: &str) -> Vec<Value> {
         "sync",
         "--vip",
         VIP,
+        // Explicit: `auto` would pick IPVS on a kernel that has it.
+        "--lb-backend",
+        "nftables",
         "--masters",
         masters,
         "--health-interval-ms",
