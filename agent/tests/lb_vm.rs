@@ -100,7 +100,7 @@ fn spec(
             health: Some(pb::HealthCheck {
                 path: "/healthz".into(),
                 interval_ms: 500,
-                timeout_ms: 2000,
+                timeout_ms: 5000,
                 healthy_threshold: 1,
                 unhealthy_threshold: 1,
                 ok_statuses: vec![],

@@ -4,10 +4,11 @@
 //! rules in line through a [`Backend`] (IPVS over generic netlink where the
 //! kernel has it, else nftables).
 //!
-//! Invariants: rules live in their own table (`ip ferry_lb`) so nothing else
-//! is touched; the desired state survives agent restarts (persisted 0600
-//! under the agent's state dir, restored at start); the rules stay in the
-//! kernel while the agent is down, and only `DeleteLoadBalancer` removes them.
+//! Invariants: rules live in their own table (`ip ferry_lb`) or the VIP's
+//! own IPVS service, so nothing else is touched; the desired state survives
+//! agent restarts (persisted 0600 under the agent's state dir, restored at
+//! start); the rules stay in the kernel while the agent is down, and only
+//! `DeleteLoadBalancer` or `ferry-agent lb-reset` (uninstall) removes them.
 
 pub mod backend;
 pub mod controller;
