@@ -421,6 +421,25 @@ fn kubefile_flag_zstd_and_source_date_epoch() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("UNUSED was not consumed"), "{stdout}");
+    // --save-image=false skips collection (the list names an unreachable registry).
+    fs::create_dir_all(ctx.join("images/shim")).unwrap();
+    fs::write(
+        ctx.join("images/shim/list"),
+        "127.0.0.1:1/never/pulled:v1\n",
+    )
+    .unwrap();
+    let skipped = build_ok(
+        &tmp.path().join("home"),
+        &store_dir,
+        &[
+            "--save-image=false",
+            ctx.to_str().unwrap(),
+            "-f",
+            kubefile.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(skipped["registry_images"].as_array().unwrap().len(), 0);
+    assert!(!ctx.join("registry").exists());
     let store = Store::open(&store_dir).unwrap();
     let image = store.resolve("t/zstd:v1", None).unwrap();
     assert_eq!(

@@ -29,9 +29,10 @@ pub struct BuildArgs {
     /// Images pulled at once while collecting (sealos `--max-pull-procs`).
     #[arg(long, default_value_t = 5)]
     pub max_pull_procs: usize,
-    /// Skip collecting images/shim, manifests and tar.txt images into CONTEXT/registry.
-    #[arg(long)]
-    pub no_registry: bool,
+    /// Collect images/shim, manifests, charts and tar.txt images into
+    /// CONTEXT/registry first (sealos `--save-image`; `=false` to skip).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub save_image: bool,
     /// The build context directory.
     #[arg(default_value = ".")]
     pub context: PathBuf,

@@ -269,10 +269,10 @@ pub async fn build(
         Some(p) => Some(p.parse::<Platform>().map_err(BuildError::Platform)?),
         None => None,
     };
-    let wanted = if a.no_registry {
-        Vec::new()
-    } else {
+    let wanted = if a.save_image {
         collect::scan(&context, &ignore)?
+    } else {
+        Vec::new()
     };
 
     // 2. Base image (pulled if missing); the Kubefile resolved over its env.
