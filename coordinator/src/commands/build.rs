@@ -1,7 +1,8 @@
 //! `ferry build`: see `crate::build`. Events (phase `image`): one
 //! `progress` per step (pulling, loading, collecting), then one `finished`
-//! whose message is the result as JSON (`digest`, `size`, `tags`, `layer`,
-//! `registry_images`), or `failed` with the error.
+//! whose message is, with `--output json`, the result as JSON (`digest`,
+//! `size`, `tags`, `layer`, `registry_images`); `failed` with the error.
+//! Human mode prints the tags and the digest (stdout) after the events.
 
 use std::time::Instant;
 
@@ -77,7 +78,11 @@ async fn build_inner(
             )
             .counter("registry_images", out.registry_images.len() as u64)
             .counter("duration_ms", started.elapsed().as_millis() as u64)
-            .message(result.to_string()),
+            .message(if reporter.is_json() {
+                result.to_string()
+            } else {
+                format!("built {digest} ({} tag(s))", out.tags.len())
+            }),
     );
     for t in &out.tags {
         reporter.text(&format!("tagged {t}"));
