@@ -222,6 +222,16 @@ fn images_tag_rmi_and_gc() {
         .unwrap()
         .count();
     assert_eq!(blobs, 0);
+    // --all removes every name; --prune only collects.
+    source_image(data.path());
+    ferry_ok(home.path(), data.path(), &["tag", NAME, "local/third:3"]);
+    ferry_ok(home.path(), data.path(), &["rmi", "--all"]);
+    assert!(Store::open(data.path()).unwrap().list().unwrap().is_empty());
+    let out = ferry_ok(home.path(), data.path(), &["-o", "json", "rmi", "--prune"]);
+    assert_eq!(
+        last_event(&out, "image", "finished")["counters"]["blobs_removed"],
+        0
+    );
 }
 
 #[test]

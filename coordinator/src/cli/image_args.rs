@@ -75,11 +75,17 @@ pub struct ImagesArgs {
 
 #[derive(Debug, Args)]
 pub struct RmiArgs {
-    #[arg(required = true)]
+    #[arg(required_unless_present_any = ["all", "prune"])]
     pub images: Vec<String>,
     /// Remove every name of an image given by id.
     #[arg(short = 'f', long)]
     pub force: bool,
+    /// Remove every image.
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Only collect blobs no image uses (and stale temp files).
+    #[arg(short = 'p', long)]
+    pub prune: bool,
 }
 
 #[derive(Debug, Args)]

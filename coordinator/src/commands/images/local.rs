@@ -85,7 +85,13 @@ pub(super) fn rmi(
     args: RmiArgs,
 ) -> Result<Exit, ImageError> {
     let store = open_store(home)?;
-    for input in &args.images {
+    let inputs: Vec<String> = if args.all {
+        store.list()?.into_iter().map(|e| e.name).collect()
+    } else {
+        args.images.clone()
+    };
+    let force = args.force || args.all;
+    for input in &inputs {
         let found = store.find(input)?;
         let Some(first) = found.first() else {
             return Err(crate::oci::StoreError::NotFound {
@@ -102,7 +108,7 @@ pub(super) fn rmi(
         let names: Vec<String> = if by_name {
             vec![first.name.clone()]
         } else {
-            if found.len() > 1 && !args.force {
+            if found.len() > 1 && !force {
                 return Err(ImageError::Usage(format!(
                     "`{input}` names {} images ({}); pass -f to remove them all",
                     found.len(),
