@@ -155,15 +155,25 @@ impl Pattern {
     }
 }
 
+/// Whether `segs` matches all of `path`: dynamic programming over
+/// (pattern position, path position), so `**` never backtracks
+/// exponentially.
 fn seg_match(segs: &[Seg], path: &[&str]) -> bool {
-    match segs.split_first() {
-        None => path.is_empty(),
-        Some((Seg::AnyDirs, rest)) => (0..=path.len()).any(|i| seg_match(rest, &path[i..])),
-        Some((Seg::Glob(g), rest)) => match path.split_first() {
-            Some((first, tail)) => g.matches(first) && seg_match(rest, tail),
-            None => false,
-        },
+    let n = path.len();
+    // row[j] = segs[i+1..] matches path[j..]; computed bottom-up.
+    let mut next = vec![false; n + 1];
+    next[n] = true;
+    for seg in segs.iter().rev() {
+        let mut row = vec![false; n + 1];
+        for j in (0..=n).rev() {
+            row[j] = match seg {
+                Seg::AnyDirs => next[j] || (j < n && row[j + 1]),
+                Seg::Glob(g) => j < n && next[j + 1] && g.matches(path[j]),
+            };
+        }
+        next = row;
     }
+    next[0]
 }
 
 /// Compiled ignore rules, in file order.
@@ -205,7 +215,10 @@ impl IgnoreRules {
                 .collect::<Result<Vec<_>, IgnoreError>>()?
                 .into_iter()
                 .flatten()
-                .collect();
+                .collect::<Vec<_>>();
+            // `**/**` is `**`.
+            let mut segs = segs;
+            segs.dedup_by(|a, b| *a == Seg::AnyDirs && *b == Seg::AnyDirs);
             rules.patterns.push(Pattern { exclusion, segs });
         }
         Ok(rules)
@@ -329,6 +342,15 @@ mod tests {
         assert!(r.is_excluded("y/z"));
         assert!(r.is_excluded("abs/path"));
         assert!(!r.is_excluded("x"));
+    }
+
+    #[test]
+    fn repeated_star_star_stays_fast() {
+        let r = rules(&format!("{}x\n{}y\n", "**/".repeat(40), "**/d/".repeat(30)));
+        let deep = vec!["d"; 60].join("/");
+        assert!(!r.is_excluded(&deep));
+        assert!(r.is_excluded(&format!("{deep}/x")));
+        assert!(r.is_excluded(&format!("{deep}/y")));
     }
 
     #[test]
