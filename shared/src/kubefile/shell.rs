@@ -22,7 +22,12 @@ pub enum ShellError {
     BadSubstitution(String),
     #[error("{name}: {message}")]
     Required { name: String, message: String },
+    #[error("`${{...}}` nested more than {MAX_NESTING} deep")]
+    TooDeep,
 }
+
+/// Deepest `${a:-${b:-...}}` nesting accepted.
+pub const MAX_NESTING: usize = 32;
 
 /// Variables visible to substitution (ENV over ARG, already merged).
 pub type Vars = BTreeMap<String, String>;
@@ -88,6 +93,7 @@ impl Words {
 struct Lexer<'a> {
     chars: Vec<char>,
     pos: usize,
+    depth: usize,
     vars: &'a Vars,
     escape: char,
 }
@@ -97,6 +103,7 @@ impl<'a> Lexer<'a> {
         Lexer {
             chars: input.chars().collect(),
             pos: 0,
+            depth: 0,
             vars,
             escape,
         }
@@ -248,7 +255,13 @@ impl<'a> Lexer<'a> {
                         self.rest_of_brace()
                     )));
                 };
-                let (word, _) = self.process(Some('}'))?;
+                if self.depth >= MAX_NESTING {
+                    return Err(ShellError::TooDeep);
+                }
+                self.depth += 1;
+                let word = self.process(Some('}'));
+                self.depth -= 1;
+                let (word, _) = word?;
                 // With a colon, an empty value counts as unset.
                 let set = match value {
                     Some(v) => !(colon && v.is_empty()),
@@ -323,6 +336,8 @@ mod tests {
         assert!(word("\"x", &v, '\\').is_err());
         assert!(word("${!x}", &v, '\\').is_err());
         assert_eq!(word("`$A", &v, '`').unwrap(), "$A");
+        let deep = format!("{}x{}", "${U:-".repeat(10_000), "}".repeat(10_000));
+        assert_eq!(word(&deep, &v, '\\'), Err(ShellError::TooDeep));
     }
 
     #[test]
