@@ -89,6 +89,31 @@ async fn registry_dir_is_served_by_docker_registry() {
         .unwrap();
     assert_eq!(rep.manifest.digest.to_string(), digest);
     assert!(store.has_blob(&m.layers[0].digest));
+
+    // FROM an image that is only in the registry: pulled, layers reused.
+    let ctx = tmp.path().join("from-ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(ctx.join("extra"), "x").unwrap();
+    fs::write(
+        ctx.join("Kubefile"),
+        format!("FROM {}/test/base:v1\nCOPY extra /extra\n", served.addr),
+    )
+    .unwrap();
+    let store_dir = tmp.path().join("from-store");
+    let home = tmp.path().join("home");
+    build_ok(
+        &home,
+        &store_dir,
+        &["-t", "test/derived:v1", ctx.to_str().unwrap()],
+    );
+    let store = Store::open(&store_dir).unwrap();
+    let derived = store.resolve("test/derived:v1", None).unwrap();
+    assert_eq!(derived.manifest.layers.len(), 2);
+    assert_eq!(derived.manifest.layers[0].digest, m.layers[0].digest);
+    assert_eq!(
+        derived.config.config.cmd,
+        Some(vec!["/opt/app".to_string()])
+    );
 }
 
 fn layer_files(store: &Store, name: &str) -> Vec<(String, Vec<u8>)> {
