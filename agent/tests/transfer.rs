@@ -79,6 +79,7 @@ async fn plan(
         prune: true,
         operation_id: "op".into(),
         entry_count: entries.len() as u64,
+        exclude: Vec::new(),
     };
     let msgs = vec![
         pb::PlanRequest {
@@ -242,6 +243,7 @@ async fn bad_input_is_refused() {
         prune: false,
         operation_id: "op".into(),
         entry_count: 1,
+        exclude: Vec::new(),
     };
     let msgs = vec![
         pb::PlanRequest {

@@ -26,6 +26,10 @@ impl ChunkCache {
         Self { dir, max_bytes }
     }
 
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     fn path(&self, h: &ChunkHash) -> PathBuf {
         let hex = h.hex();
         self.dir.join("chunks").join(&hex[..2]).join(hex)

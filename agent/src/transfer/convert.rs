@@ -45,6 +45,10 @@ pub fn entry(e: pb::Entry, chunk_size: u32) -> Result<Entry, Status> {
     })
 }
 
+pub fn rel_path(s: &str) -> Result<RelPath, Status> {
+    RelPath::new(s).map_err(|e| Status::invalid_argument(format!("excluded path: {e}")))
+}
+
 pub fn destination(s: String) -> Result<DestRoot, Status> {
     DestRoot::new(s).map_err(|e| Status::invalid_argument(e.to_string()))
 }

@@ -10,6 +10,7 @@ pub mod plan;
 pub mod relay;
 pub mod scan;
 pub mod service;
+pub mod stat_index;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -7,10 +7,11 @@
 use std::path::Path;
 use std::time::Instant;
 
-use ferry_shared::transfer::{ChunkHash, DestRoot, Manifest, ObservedKind, diff};
+use ferry_shared::transfer::{ChunkHash, DestRoot, Manifest, ObservedKind, RelPath, diff};
 
 use super::cache::ChunkCache;
 use super::scan::{read_local, scan};
+use super::stat_index::StatIndex;
 use super::{Session, TransferError};
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -29,10 +30,12 @@ pub fn plan(
     dest: DestRoot,
     manifest: Manifest,
     prune: bool,
+    exclude: &[RelPath],
     cache: &ChunkCache,
 ) -> Result<(Session, PlanOutcome), TransferError> {
     let root = Path::new(dest.as_str());
-    let s = scan(root, &manifest, prune)?;
+    let idx = StatIndex::load(cache.dir(), root, manifest.chunk_size());
+    let s = scan(root, &manifest, prune, exclude, &idx)?;
     let d = diff(&manifest, &s.observed, prune);
     if !prune {
         // Without prune (a single-file copy) a directory in the way is an

@@ -7,9 +7,10 @@ use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use ferry_shared::transfer::{ChunkHash, Manifest, Meta, Observed, ObservedKind};
+use ferry_shared::transfer::{ChunkHash, Manifest, Meta, Observed, ObservedKind, RelPath};
 
 use super::TransferError;
+use super::stat_index::StatIndex;
 
 /// Where a chunk's bytes can be read on this node.
 #[derive(Debug, Clone)]
@@ -24,6 +25,8 @@ pub struct Scan {
     pub observed: Vec<Observed>,
     pub local: HashMap<ChunkHash, LocalChunk>,
     pub hashed_bytes: u64,
+    /// Bytes of files trusted from the stat index (not read).
+    pub trusted_bytes: u64,
 }
 
 fn io(path: &Path, what: &'static str) -> impl FnOnce(std::io::Error) -> TransferError {
@@ -31,9 +34,16 @@ fn io(path: &Path, what: &'static str) -> impl FnOnce(std::io::Error) -> Transfe
     move |source| TransferError::Io { what, path, source }
 }
 
-/// Scans `root`. `full`: walk everything under it; otherwise only the
-/// manifest's own paths are looked at.
-pub fn scan(root: &Path, manifest: &Manifest, full: bool) -> Result<Scan, TransferError> {
+/// Scans `root`. `full`: walk everything under it except the `exclude`d
+/// paths (and what is under them); otherwise only the manifest's own paths
+/// are looked at.
+pub fn scan(
+    root: &Path,
+    manifest: &Manifest,
+    full: bool,
+    exclude: &[RelPath],
+    idx: &StatIndex,
+) -> Result<Scan, TransferError> {
     let mut s = Scan::default();
     let cs = manifest.chunk_size() as usize;
     let mut buf = vec![0u8; cs];
@@ -57,8 +67,11 @@ pub fn scan(root: &Path, manifest: &Manifest, full: bool) -> Result<Scan, Transf
                 } else {
                     format!("{rel}/{name}")
                 };
+                if exclude.iter().any(|x| x.as_str() == child_rel) {
+                    continue;
+                }
                 let path = ent.path();
-                let is_dir = observe(&mut s, &path, child_rel.clone(), &mut buf)?;
+                let is_dir = observe(&mut s, &path, child_rel.clone(), &mut buf, idx)?;
                 if is_dir {
                     stack.push((path, child_rel));
                 }
@@ -70,7 +83,7 @@ pub fn scan(root: &Path, manifest: &Manifest, full: bool) -> Result<Scan, Transf
             match std::fs::symlink_metadata(&path) {
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
                 _ => {
-                    observe(&mut s, &path, e.path.to_string(), &mut buf)?;
+                    observe(&mut s, &path, e.path.to_string(), &mut buf, idx)?;
                 }
             }
         }
@@ -79,7 +92,13 @@ pub fn scan(root: &Path, manifest: &Manifest, full: bool) -> Result<Scan, Transf
 }
 
 /// Records one path; returns whether it is a directory to descend into.
-fn observe(s: &mut Scan, path: &Path, rel: String, buf: &mut [u8]) -> Result<bool, TransferError> {
+fn observe(
+    s: &mut Scan,
+    path: &Path,
+    rel: String,
+    buf: &mut [u8],
+    idx: &StatIndex,
+) -> Result<bool, TransferError> {
     let m = std::fs::symlink_metadata(path).map_err(io(path, "inspect"))?;
     let ft = m.file_type();
     let meta = Meta {
@@ -95,7 +114,22 @@ fn observe(s: &mut Scan, path: &Path, rel: String, buf: &mut [u8]) -> Result<boo
             target: t.to_string_lossy().into_owned(),
         }
     } else if ft.is_file() {
-        let chunks = hash_file(s, path, buf)?;
+        let chunks = match idx.lookup(&rel, &m) {
+            Some(known) => {
+                let cs = buf.len() as u64;
+                for (i, h) in known.iter().enumerate() {
+                    let offset = i as u64 * cs;
+                    s.local.entry(*h).or_insert_with(|| LocalChunk {
+                        path: path.to_path_buf(),
+                        offset,
+                        len: m.len().saturating_sub(offset).min(cs),
+                    });
+                }
+                s.trusted_bytes += m.len();
+                known.to_vec()
+            }
+            None => hash_file(s, path, buf)?,
+        };
         ObservedKind::File {
             size: m.len(),
             chunks,

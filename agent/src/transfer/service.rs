@@ -16,6 +16,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::apply::apply;
 use super::plan::{plan, still_missing};
 use super::relay::{self, AckTx, Downstream};
+use super::stat_index::StatIndex;
 use super::{ChunkCache, Sessions, TransferConfig, TransferError, convert};
 use crate::events::EventBus;
 use crate::tls::TlsMaterial;
@@ -220,7 +221,23 @@ impl pb::transfer_server::Transfer for TransferService {
         self.events
             .publish(ev.message(format!("planning transfer to {dest}")));
         let cache = self.cache.clone();
-        let planned = blocking(move || plan(op, dest, manifest, header.prune, &cache)).await;
+        let exclude = header
+            .exclude
+            .iter()
+            .map(|x| convert::rel_path(x))
+            .collect::<Result<Vec<_>, _>>()?;
+        for x in &exclude {
+            if manifest.entries().iter().any(|e| {
+                e.path.as_str() == x.as_str()
+                    || e.path.as_str().starts_with(&format!("{}/", x.as_str()))
+            }) {
+                return Err(Status::invalid_argument(format!(
+                    "excluded path `{x}` is in the manifest"
+                )));
+            }
+        }
+        let planned =
+            blocking(move || plan(op, dest, manifest, header.prune, &exclude, &cache)).await;
         let (session, out) = planned.map_err(|e| {
             let ev = self
                 .events
@@ -276,6 +293,9 @@ impl pb::transfer_server::Transfer for TransferService {
             }
             let root = std::path::PathBuf::from(s.dest.as_str());
             let applied = apply(&root, &s.manifest, &s.diff, &cache)?;
+            if let Err(e) = StatIndex::record(cache.dir(), &root, &s.manifest) {
+                tracing::warn!(error = %e, "recording the stat index failed");
+            }
             if let Err(e) = cache.trim() {
                 tracing::warn!(error = %e, "trimming the chunk cache failed");
             }

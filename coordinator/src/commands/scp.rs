@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ferry_shared::transfer::{DEFAULT_CHUNK_SIZE, DestRoot, Topology, counters as c};
+use ferry_shared::transfer::{DEFAULT_CHUNK_SIZE, DestRoot, RelPath, Topology, counters as c};
 use ferry_shared::{Event, EventKind, Phase};
 
 use super::summary::Summary;
@@ -17,7 +17,8 @@ use crate::fanout;
 use crate::output::Reporter;
 use crate::state::{ClusterState, NodeRecord};
 use crate::transfer::{
-    NodeStats, Progress, SenderStats, Source, Target, build, relay, transfer_to,
+    BuildOptions, NodeStats, Progress, RegistrySources, SenderStats, Source, Target, build_with,
+    registry, relay, sync_registry, transfer_to,
 };
 
 /// Minimum time between two progress events of one node.
@@ -118,19 +119,32 @@ pub async fn scp(cluster: &ClusterState, r: &Reporter, a: ScpArgs) -> Result<Exi
         )));
     }
     let dst = DestRoot::new(a.dst.as_str()).map_err(|e| CliError::Usage(format!("DST: {e}")))?;
-    if a.src.is_dir() && !dst.may_prune() {
+    if a.src.is_dir() && !a.relay.registry_sync && !dst.may_prune() {
         return Err(CliError::Usage(format!(
             "DST {dst} is a top-level directory: a directory SRC is mirrored (entries not in SRC are removed), so copy into a subdirectory such as {dst}/NAME"
         )));
     }
     let nodes = select(cluster, &a.select)?;
     let tls = ClientTls::from_pki(&cluster.agent_pki()?);
-    let (src_path, dst) = (a.src.clone(), a.dst.clone());
-    let src = tokio::task::spawn_blocking(move || build(&src_path, &dst, DEFAULT_CHUNK_SIZE))
-        .await
-        .map_err(|e| CliError::Usage(format!("reading SRC failed: {e}")))?
-        .map_err(|e| CliError::Usage(format!("SRC: {e}")))?;
-    let src = Arc::new(src);
+    let mut opts = BuildOptions::new(DEFAULT_CHUNK_SIZE);
+    for x in &a.relay.exclude {
+        let x = RelPath::new(x.trim_end_matches('/'))
+            .map_err(|e| CliError::Usage(format!("--exclude {x}: {e}")))?;
+        opts.exclude.push(x);
+    }
+    let (src_path, dst, reg) = (a.src.clone(), a.dst.clone(), a.relay.registry_sync);
+    let built = tokio::task::spawn_blocking(move || {
+        if reg {
+            let r = registry::sources(&src_path, &dst, DEFAULT_CHUNK_SIZE)?;
+            Ok((r.blobs.clone(), Some(Arc::new(r))))
+        } else {
+            build_with(&src_path, &dst, &opts).map(|s| (Arc::new(s), None))
+        }
+    })
+    .await
+    .map_err(|e| CliError::Usage(format!("reading SRC failed: {e}")))?
+    .map_err(|e: crate::transfer::TransferError| CliError::Usage(format!("SRC: {e}")))?;
+    let (src, registry_src) = built;
     let (files, bytes) = (src.manifest.file_count(), src.manifest.total_bytes());
     r.emit(
         r.event("", Phase::Transfer, EventKind::Progress)
@@ -147,7 +161,7 @@ pub async fn scp(cluster: &ClusterState, r: &Reporter, a: ScpArgs) -> Result<Exi
     let hosts: Vec<String> = nodes.iter().map(|n| n.addr.to_string()).collect();
     let topology = a.relay.topology();
     let run = async {
-        if topology == Topology::Star {
+        if topology == Topology::Star && registry_src.is_none() {
             let rr = r.clone();
             let tracker = Arc::new(Tracker::new(r.clone(), hosts.clone()));
             let res = fanout::for_each(
@@ -158,7 +172,11 @@ pub async fn scp(cluster: &ClusterState, r: &Reporter, a: ScpArgs) -> Result<Exi
             .await;
             (res, None)
         } else {
-            let (res, s) = run_relay(nodes, src, tls, r, topology, a.fanout.concurrency).await;
+            let job = match registry_src {
+                Some(reg) => Job::Registry(reg),
+                None => Job::Tree(src),
+            };
+            let (res, s) = run_relay(nodes, job, tls, r, topology, a.fanout.concurrency).await;
             (res, Some(s))
         }
     };
@@ -238,16 +256,27 @@ fn report(r: &Reporter, host: &str, src: &Source, res: &Result<NodeStats, String
     }
 }
 
-/// Chain or tree: connect to every node, then one relay transfer.
+/// What a relay run distributes.
+enum Job {
+    Tree(Arc<Source>),
+    Registry(Arc<RegistrySources>),
+}
+
+/// Chain or tree: connect to every node, then one relay transfer (two for
+/// a registry: blobs, then repositories).
 async fn run_relay(
     nodes: Vec<NodeRecord>,
-    src: Arc<Source>,
+    job: Job,
     tls: ClientTls,
     r: &Reporter,
     topology: Topology,
     concurrency: usize,
 ) -> (Vec<Result<NodeStats, String>>, SenderStats) {
     let hosts: Vec<String> = nodes.iter().map(|n| n.addr.to_string()).collect();
+    let src = match &job {
+        Job::Tree(s) => s.clone(),
+        Job::Registry(reg) => reg.blobs.clone(),
+    };
     for h in &hosts {
         r.emit(started_event(r, h, &src));
     }
@@ -278,7 +307,13 @@ async fn run_relay(
     }
     let tracker = Tracker::new(r.clone(), hosts.clone());
     let on_progress = |t: usize, p: &Progress| tracker.update(index[t], p);
-    let out = relay(targets, src.clone(), topology, r.op(), &on_progress).await;
+    let out = match &job {
+        Job::Tree(s) => relay(targets, s.clone(), topology, r.op(), &on_progress).await,
+        Job::Registry(reg) => {
+            let cb = |t: usize, _phase: usize, p: &Progress| on_progress(t, p);
+            sync_registry(targets, reg, topology, r.op(), &cb).await
+        }
+    };
     for (t, res) in out.nodes.into_iter().enumerate() {
         results[index[t]] = Some(res.map_err(|e| e.to_string()));
     }

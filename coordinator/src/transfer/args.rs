@@ -23,6 +23,15 @@ pub struct RelayArgs {
     /// Children per node with `--topology tree`.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub relay_degree: u32,
+    /// Leave this path (relative to SRC and DST, e.g. `registry`) out of the
+    /// copy; on the nodes it is neither written nor removed. Repeatable.
+    #[arg(long, value_name = "REL_PATH")]
+    pub exclude: Vec<String>,
+    /// SRC is a docker-distribution registry root (`docker/registry/v2`):
+    /// sync it to DST by blob digest, blobs before repositories (tags,
+    /// links), never removing what the nodes already hold.
+    #[arg(long)]
+    pub registry_sync: bool,
 }
 
 impl RelayArgs {

@@ -6,15 +6,17 @@
 
 pub mod args;
 pub mod convert;
+pub mod registry;
 pub mod relay;
 pub mod session;
 pub mod source;
 
 use std::path::PathBuf;
 
+pub use registry::{RegistrySources, sync_registry};
 pub use relay::{Outcome, SenderStats, Target, relay};
 pub use session::{NodeStats, Progress, transfer_to};
-pub use source::{Source, build};
+pub use source::{BuildOptions, Source, build, build_with};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransferError {

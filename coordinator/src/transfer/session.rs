@@ -94,6 +94,7 @@ pub async fn plan(
         prune: src.prune,
         operation_id: op.to_string(),
         entry_count: src.manifest.entries().len() as u64,
+        exclude: src.exclude.iter().map(|x| x.to_string()).collect(),
     };
     let feeder = {
         let src = src.clone();

@@ -28,6 +28,49 @@ pub struct Source {
     pub chunks: HashMap<ChunkHash, ChunkLoc>,
     /// Special files (sockets, fifos, devices) left out.
     pub skipped_special: u64,
+    /// Paths under the destination the transfer leaves alone (not sent,
+    /// not pruned).
+    pub exclude: Vec<RelPath>,
+}
+
+/// What of a directory SRC is sent, and how.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub chunk_size: u32,
+    /// Mirror: remove what is not in SRC (directory sources).
+    pub prune: bool,
+    /// Relative paths left out of the manifest and protected from pruning.
+    pub exclude: Vec<RelPath>,
+    /// Only these relative subtrees (and their parent directories); empty
+    /// means everything.
+    pub only: Vec<RelPath>,
+}
+
+impl BuildOptions {
+    pub fn new(chunk_size: u32) -> Self {
+        Self {
+            chunk_size,
+            prune: true,
+            exclude: Vec::new(),
+            only: Vec::new(),
+        }
+    }
+
+    /// Whether `rel` is walked into / sent.
+    fn wanted(&self, rel: &str) -> bool {
+        let under = |p: &RelPath| {
+            let p = p.as_str();
+            rel == p || rel.starts_with(p) && rel.as_bytes().get(p.len()) == Some(&b'/')
+        };
+        let above = |p: &RelPath| {
+            let p = p.as_str();
+            p.starts_with(rel) && p.as_bytes().get(rel.len()) == Some(&b'/')
+        };
+        if self.exclude.iter().any(under) {
+            return false;
+        }
+        self.only.is_empty() || self.only.iter().any(|p| under(p) || above(p))
+    }
 }
 
 fn io(path: &Path, what: &'static str) -> impl FnOnce(std::io::Error) -> TransferError {
@@ -47,6 +90,12 @@ struct Walk {
 /// becomes `dst` (mirrored, with prune); a file `src` becomes the file
 /// `dst` (nothing else at its destination is touched).
 pub fn build(src: &Path, dst: &str, chunk_size: u32) -> Result<Source, TransferError> {
+    build_with(src, dst, &BuildOptions::new(chunk_size))
+}
+
+/// [`build`] with exclusions, a subtree selection, and prune on or off.
+pub fn build_with(src: &Path, dst: &str, opts: &BuildOptions) -> Result<Source, TransferError> {
+    let chunk_size = opts.chunk_size;
     let md = std::fs::metadata(src).map_err(io(src, "read source"))?;
     let dest = DestRoot::new(dst).map_err(TransferError::Path)?;
     let mut w = Walk {
@@ -70,12 +119,15 @@ pub fn build(src: &Path, dst: &str, chunk_size: u32) -> Result<Source, TransferE
                 } else {
                     format!("{rel}/{name}")
                 };
+                if !opts.wanted(&child) {
+                    continue;
+                }
                 if w.add(&ent.path(), &child)? {
                     stack.push((ent.path(), child));
                 }
             }
         }
-        (dest, true)
+        (dest, opts.prune)
     } else {
         let (parent, name) = dest
             .as_str()
@@ -93,6 +145,11 @@ pub fn build(src: &Path, dst: &str, chunk_size: u32) -> Result<Source, TransferE
         prune,
         chunks: w.chunks,
         skipped_special: w.skipped_special,
+        exclude: if md.is_dir() {
+            opts.exclude.clone()
+        } else {
+            Vec::new()
+        },
     })
 }
 

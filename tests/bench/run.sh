@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# Distribution benchmark (issue 4): ferry scp vs the baselines on the
+# testbed with tc-shaped links. One command, prints a table. Needs root.
+#
+#   tests/bench/run.sh                       N = 1 4 8, ~400 MB, 400 Mbit/s
+#   BENCH_NODES="1 4 8 16" BENCH_MB=400 BENCH_MBIT=400 tests/bench/run.sh
+#   BENCH_TOPOLOGY=tree|star|chain (default chain)
+#
+# The tree is made of real executables and libraries of this machine
+# (/usr/lib, /usr/bin, target/ binaries) plus already-compressed blobs
+# (zstd of some of them). Scenarios per N:
+#   (a) ferry first copy   (b) ferry re-run, nothing changed
+#   (c) ferry after one 50 MB file changed
+#   (d) parallel `scp -r` from the bastion (what sealos does)
+#   (e) parallel `tar | zstd | ssh 'zstd -d | tar x'`
+# plus the physical limit: zstd-compressed size × 8 / link rate, and peak
+# RSS of the coordinator (getrusage via /usr/bin/time) and agents (VmHWM).
+set -Eeuo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+TESTBED=$REPO/tests/testbed/testbed.sh
+FERRY=${FERRY_BIN:-$REPO/target/debug/ferry}
+AGENT=${FERRY_AGENT_BIN:-$REPO/target/x86_64-unknown-linux-musl/agent/ferry-agent}
+NODES=${BENCH_NODES:-1 4 8}
+MB=${BENCH_MB:-400}
+MBIT=${BENCH_MBIT:-400}
+TOPOLOGY=${BENCH_TOPOLOGY:-chain}
+NAME=fbench
+WORK=$(mktemp -d /tmp/ferry-bench.XXXXXX)
+DST=/opt/ferry-bench
+PW=ferry-root-pw
+
+[ "$(id -u)" = 0 ] || { echo "run as root (the testbed needs namespaces)" >&2; exit 2; }
+for b in "$FERRY" "$AGENT"; do [ -x "$b" ] || { echo "missing $b (build first)" >&2; exit 2; }; done
+
+cleanup() { "$TESTBED" down --name "$NAME" >/dev/null 2>&1 || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+log() { printf '# %s\n' "$*" >&2; }
+
+# --- the tree -------------------------------------------------------------
+make_tree() {
+  local t=$WORK/tree budget=$((MB * 1024 * 1024)) total=0 n=0 f size
+  mkdir -p "$t/bin" "$t/lib" "$t/blobs"
+  # One 50 MB file (scenario c changes it).
+  find /usr/lib /usr/bin "$REPO/target" -xdev -type f -size +1M -perm -u+x 2>/dev/null |
+    head -200 | xargs cat 2>/dev/null | head -c $((50 * 1024 * 1024)) >"$t/bin/big50"
+  total=$(stat -c %s "$t/bin/big50")
+  while read -r size f; do
+    [ "$total" -lt "$budget" ] || break
+    n=$((n + 1))
+    if [ $((n % 5)) = 0 ]; then
+      zstd -q -3 -c "$f" >"$t/blobs/$n.zst"
+      total=$((total + $(stat -c %s "$t/blobs/$n.zst")))
+    else
+      cp "$f" "$t/lib/$n.$(basename "$f")"
+      total=$((total + size))
+    fi
+  done < <(find /usr/lib /usr/bin /usr/libexec "$REPO/target" -xdev -type f -size +200k \
+             -printf '%s %p\n' 2>/dev/null | sort -u -k2 | sort -rn | awk '!seen[$1]++')
+  du -sb "$t" | cut -f1
+}
+
+log "building a ~${MB} MB tree in $WORK/tree"
+TREE_BYTES=$(make_tree)
+ZBYTES=$(tar -C "$WORK/tree" -cf - . | zstd -q -3 -T0 | wc -c)
+LIMIT=$(awk -v z="$ZBYTES" -v r="$MBIT" 'BEGIN { printf "%.2f", z * 8 / (r * 1e6) }')
+log "tree $TREE_BYTES bytes, zstd-3 $ZBYTES bytes, physical limit ${LIMIT}s at ${MBIT} Mbit/s"
+
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
+
+export HOME=$WORK/home FERRY_HOME=$WORK/home/.ferry FERRY_AGENT_BIN=$AGENT
+mkdir -p "$HOME"
+bastion() { ip netns exec "$NAME-bastion" "$@"; }
+ferry() { bastion "$FERRY" "$@"; }
+
+# ferry scp; prints "seconds coordinator_rss_kb sender_wire_bytes"
+ferry_scp() {
+  local t0 out
+  t0=$(now)
+  out=$(bastion /usr/bin/time -f 'RSS %M' "$FERRY" --output json scp --topology "$TOPOLOGY" \
+        --ips "$IPS" "$WORK/tree" "$DST" 2>"$WORK/time.err") || {
+    cat "$WORK/time.err" >&2; echo "ferry scp failed" >&2; return 1; }
+  local secs rss wire
+  secs=$(since "$t0")
+  rss=$(awk '/^RSS/ { print $2 }' "$WORK/time.err")
+  wire=$(printf '%s\n' "$out" | tail -1 | sed -n 's/.*"sender_wire_bytes_sent":\([0-9]*\).*/\1/p')
+  echo "$secs $rss ${wire:-0}"
+}
+
+agent_rss_max() {
+  local i m=0 v
+  for i in $(seq 1 "$1"); do
+    v=$("$TESTBED" exec "$NAME" "$i" -- bash -c \
+      'for p in $(pgrep -f "ferry-agent serve"); do grep VmHWM /proc/$p/status; done' 2>/dev/null |
+      awk '{ if ($2 > m) m = $2 } END { print m + 0 }')
+    [ "$v" -gt "$m" ] && m=$v
+  done
+  echo "$m"
+}
+
+on_all() { # N CMD...: run CMD in every node
+  local n=$1 i; shift
+  for i in $(seq 1 "$n"); do "$TESTBED" exec "$NAME" "$i" -- "$@" >/dev/null; done
+}
+
+ROWS=()
+for N in $NODES; do
+  log "N=$N: testbed up"
+  "$TESTBED" down --name "$NAME" >/dev/null 2>&1 || true
+  "$TESTBED" up "$N" --name "$NAME" >/dev/null
+  KEY=$(sed -n 's/.*"key_path": "\([^"]*\)".*/\1/p' "/run/ferry-testbed/$NAME/testbed.json")
+  IPLIST=()
+  for i in $(seq 1 "$N"); do IPLIST+=("10.77.0.$((10 + i))"); done
+  IPS=$(IFS=,; echo "${IPLIST[*]}")
+  ferry agent install --masters "$IPS" -p "$PW" >/dev/null 2>&1
+  "$TESTBED" shape "$NAME" bastion "$MBIT"
+  for i in $(seq 1 "$N"); do "$TESTBED" shape "$NAME" "$i" "$MBIT"; done
+
+  log "N=$N: (a) first copy"
+  read -r A CRSS_A WIRE_A < <(ferry_scp)
+  log "N=$N: (b) no-op re-run"
+  read -r B CRSS_B _ < <(ferry_scp)
+  log "N=$N: (c) one 50 MB file changed"
+  printf 'x' | cat - "$WORK/tree/bin/big50" | head -c $((50 * 1024 * 1024)) >"$WORK/big50.new"
+  mv "$WORK/big50.new" "$WORK/tree/bin/big50"
+  read -r C CRSS_C WIRE_C < <(ferry_scp)
+  ARSS=$(agent_rss_max "$N")
+  CRSS=$(printf '%s\n' "$CRSS_A" "$CRSS_B" "$CRSS_C" | sort -n | tail -1)
+  on_all "$N" rm -rf "$DST" /var/lib/ferry/cache
+
+  log "N=$N: (d) parallel scp -r"
+  SSHO=(-i "$KEY" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR)
+  t0=$(now)
+  for ip in "${IPLIST[@]}"; do bastion scp -q -r "${SSHO[@]}" "$WORK/tree" "root@$ip:$DST-scp" & done
+  wait
+  D=$(since "$t0")
+  on_all "$N" rm -rf "$DST-scp"
+
+  log "N=$N: (e) parallel tar | zstd | ssh"
+  t0=$(now)
+  for ip in "${IPLIST[@]}"; do
+    bastion bash -c 'tar -C "$1" -cf - . | zstd -q -3 -T1 | ssh "${@:3}" "root@$2" "mkdir -p '"$DST"'-tar && zstd -q -d | tar -C '"$DST"'-tar -xf -"' \
+      _ "$WORK/tree" "$ip" "${SSHO[@]}" &
+  done
+  wait
+  E=$(since "$t0")
+  on_all "$N" rm -rf "$DST-tar"
+  ROWS+=("$N $A $B $C $D $E $WIRE_A $WIRE_C $CRSS $ARSS")
+  "$TESTBED" down --name "$NAME" >/dev/null
+done
+
+printf '\nferry distribution benchmark: %s MB tree (%s bytes, zstd %s bytes), links %s Mbit/s (bastion and each node), topology %s\n' \
+  "$MB" "$TREE_BYTES" "$ZBYTES" "$MBIT" "$TOPOLOGY"
+printf 'physical limit (compressed size x 8 / link rate): %ss\n\n' "$LIMIT"
+printf '%3s %9s %9s %9s %9s %9s %8s %8s %8s %10s %10s %9s %9s\n' \
+  N 'a.first' 'b.noop' 'c.50MB' 'd.scp' 'e.tarzst' 'a/limit' 'd/a' 'e/a' 'a.wireMB' 'c.wireMB' 'coordRSS' 'agentRSS'
+for row in "${ROWS[@]}"; do
+  read -r N A B C D E WA WC CR AR <<<"$row"
+  awk -v n="$N" -v a="$A" -v b="$B" -v c="$C" -v d="$D" -v e="$E" -v l="$LIMIT" \
+      -v wa="$WA" -v wc="$WC" -v cr="$CR" -v ar="$AR" 'BEGIN {
+    printf "%3d %8.2fs %8.2fs %8.2fs %8.2fs %8.2fs %8.2f %8.2f %8.2f %10.1f %10.1f %7.0fMB %7.0fMB\n",
+      n, a, b, c, d, e, a / l, d / a, e / a, wa / 1048576, wc / 1048576, cr / 1024, ar / 1024 }'
+done
