@@ -54,14 +54,23 @@ impl Ipvs {
 
     /// The service at `vip` with its destinations, if the kernel has it.
     fn service(&mut self, vip: SocketAddrV4) -> Result<Option<KernelService>, GenlError> {
-        let services = self.nl.request(
+        // A targeted GET_SERVICE (not a dump of every service: nodes with
+        // kube-proxy in IPVS mode hold thousands); ESRCH = not there.
+        let services = match self.nl.request(
             self.family,
-            NLM_F_DUMP,
+            NLM_F_ACK,
             msg::CMD_GET_SERVICE,
             msg::VERSION,
-            &genl::Attrs::default(),
-            "the IPVS service dump",
-        )?;
+            &msg::service_only(vip),
+            "the IPVS service lookup",
+        ) {
+            Err(GenlError::Kernel { source, .. })
+                if source.raw_os_error() == Some(rustix::io::Errno::SRCH.raw_os_error()) =>
+            {
+                return Ok(None);
+            }
+            r => r?,
+        };
         let mut found = None;
         for (_, body) in &services {
             if let Some(s) = msg::parse_service(body)?.filter(|s| s.vip == vip) {
