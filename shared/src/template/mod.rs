@@ -34,20 +34,43 @@
 //! # Functions
 //! Go built-ins come with the engine (`eq`, `ne`, `lt`, `and`, `or`, `not`,
 //! `len`, `index`, `printf`, `print`, `println`, ...). Registered here with
-//! sprig's argument order and semantics: `default`, `empty`, `coalesce`,
-//! `ternary`, `quote`, `squote`, `upper`, `lower`, `trim`, `trimAll`,
-//! `trimPrefix`, `trimSuffix`, `contains`, `hasPrefix`, `hasSuffix`,
-//! `replace`, `repeat`, `split`, `splitList`, `join`, `cat`, `toString`,
-//! `b64enc`, `b64dec`, `indent`, `nindent`, `list`, `dict`, `toYaml`,
-//! `toJson`, `ipNet`, `ipAt`, and sealos' lenient `semverCompare` (an empty
-//! or invalid version is `false`, an invalid constraint an error).
+//! sprig's argument order and semantics:
+//! - logic and lists: `default`, `empty`, `coalesce`, `ternary`, `list`,
+//!   `dict`, `hasKey`, `join`, `split`, `splitList`, `cat`;
+//! - strings: `quote`, `squote`, `upper`, `lower`, `trim`, `trimAll`,
+//!   `trimPrefix`, `trimSuffix`, `contains`, `hasPrefix`, `hasSuffix`,
+//!   `replace`, `repeat`, `toString`, `b64enc`, `b64dec`, `indent`,
+//!   `nindent`;
+//! - encoding (helm's versions, which sealos copies): `toYaml`, `fromYaml`,
+//!   `fromYamlArray`, `toJson`, `toRawJson`, `toPrettyJson`, `mustToJson`,
+//!   `mustToRawJson`, `mustToPrettyJson`, `fromJson`, `fromJsonArray`,
+//!   `toToml`;
+//! - versions: sealos' lenient `semverCompare` (an empty or invalid version
+//!   is `false`, an invalid constraint an error) and `semver`;
+//! - sealos: `ipNet`, `ipAt`.
+//!
+//! Encoding follows Go: `toJson` is `encoding/json` (keys sorted, `<`, `>`,
+//! `&` escaped as `\u003c` etc.; `toRawJson` does not escape; `toPrettyJson`
+//! indents two spaces); `toJson`/`toYaml` swallow errors into `""`, the
+//! `must` forms fail. `fromYaml`/`fromJson` never fail: a bad document gives
+//! `{"Error": message}` (`fromYamlArray`/`fromJsonArray`: `[message]`), and
+//! every number they read is a float64, as in helm (`1000000` prints
+//! `1e+06`). `toToml` is BurntSushi/toml's encoder (plain keys before
+//! tables, both sorted; sub-tables indented two spaces); an encoder error is
+//! returned as the text.
 //!
 //! Known differences from Go: `toYaml` follows go-yaml v2 (key order,
 //! quoting, literal blocks) but does not fold plain strings longer than 80
-//! columns as go-yaml does. `semverCompare` maps Masterminds constraints
-//! onto the `semver` crate (`^`, `~`, comparisons, `,`/space AND, `||` OR; a
-//! leading `v` and missing minor/patch are accepted); hyphen ranges are not
-//! supported.
+//! columns as go-yaml does. `fromYaml` parses YAML 1.2 (`yes`/`on` stay
+//! strings, go-yaml v2 reads booleans), and the text of syntax errors in the
+//! `Error` key is not Go's (type-mismatch and empty-input messages are).
+//! `semver` returns a map with Masterminds' accessors (`.Major`, `.Minor`,
+//! `.Patch`, `.Prerelease`, `.Metadata`, `.Original`), so printing the whole
+//! value does not give Go's `String()`. `semverCompare` maps Masterminds
+//! constraints onto the `semver` crate (`^`, `~`, comparisons, `,`/space
+//! AND, `||` OR; a leading `v` and missing minor/patch are accepted;
+//! pre-release versions match only comparators that carry a pre-release, by
+//! precedence, as Masterminds does); hyphen ranges are not supported.
 
 mod funcs;
 

@@ -1,4 +1,4 @@
-//! `toYaml` / `toJson` (sealos' funcmap: YAML through JSON like
+//! `toYaml` (sealos' funcmap: YAML through JSON like
 //! `sigs.k8s.io/yaml`, emitted the go-yaml v2 way, trailing newline trimmed).
 
 use std::collections::HashMap;
@@ -29,9 +29,17 @@ fn value_to_json(v: &Value) -> serde_json::Value {
             } else if let Some(u) = n.as_u64() {
                 serde_json::Value::from(u)
             } else {
-                n.as_f64()
-                    .and_then(serde_json::Number::from_f64)
-                    .map_or(serde_json::Value::Null, serde_json::Value::Number)
+                // Go goes through JSON text and back: a whole float64
+                // (`fromYaml`'s numbers) is written `1000000` and read back
+                // as an int.
+                match n.as_f64() {
+                    Some(f) if f.fract() == 0.0 && f.abs() < 9.0e18 => {
+                        serde_json::Value::from(f as i64)
+                    }
+                    f => f
+                        .and_then(serde_json::Number::from_f64)
+                        .map_or(serde_json::Value::Null, serde_json::Value::Number),
+                }
             }
         }
     }
@@ -64,12 +72,5 @@ pub(super) fn to_yaml(args: &[Value]) -> Result<Value, FuncError> {
     let text = super::yaml_emit::emit(&json);
     Ok(Value::String(
         text.strip_suffix('\n').unwrap_or(&text).to_owned(),
-    ))
-}
-
-pub(super) fn to_json(args: &[Value]) -> Result<Value, FuncError> {
-    exactly("toJson", args, 1)?;
-    Ok(Value::String(
-        serde_json::to_string(&value_to_json(&args[0])).unwrap_or_default(),
     ))
 }

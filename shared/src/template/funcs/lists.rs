@@ -117,3 +117,17 @@ pub(super) fn cat(args: &[Value]) -> Result<Value, FuncError> {
         .collect();
     Ok(Value::String(parts.join(" ")))
 }
+
+/// `hasKey MAP KEY`; a missing map is Go's nil map (false).
+pub(super) fn has_key(args: &[Value]) -> Result<Value, FuncError> {
+    exactly("hasKey", args, 2)?;
+    let key = str_arg("hasKey", args, 1)?;
+    match &args[0] {
+        Value::Map(m) | Value::Object(m) => Ok(Value::Bool(m.contains_key(key))),
+        Value::NoValue | Value::Nil => Ok(Value::Bool(false)),
+        other => Err(generic(format!(
+            "error calling hasKey: wrong type for value; expected map[string]interface {{}}; got {}",
+            super::type_name(other)
+        ))),
+    }
+}

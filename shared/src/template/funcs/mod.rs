@@ -1,11 +1,14 @@
 //! The sprig/sealos functions registered on every template, with sprig's
 //! argument order (the piped value comes last).
 
+mod decode;
 mod encode;
+mod json_go;
 mod lists;
 mod net;
 mod semver_cmp;
 mod strings;
+mod toml_go;
 mod yaml_emit;
 mod yaml_resolve;
 
@@ -20,6 +23,7 @@ pub(super) static FUNCS: &[(&str, Func)] = &[
     ("ternary", lists::ternary),
     ("list", lists::list),
     ("dict", lists::dict),
+    ("hasKey", lists::has_key),
     ("join", lists::join),
     ("split", lists::split),
     ("splitList", lists::split_list),
@@ -43,8 +47,19 @@ pub(super) static FUNCS: &[(&str, Func)] = &[
     ("indent", strings::indent),
     ("nindent", strings::nindent),
     ("toYaml", encode::to_yaml),
-    ("toJson", encode::to_json),
+    ("toJson", json_go::to_json),
+    ("toRawJson", json_go::to_raw_json),
+    ("toPrettyJson", json_go::to_pretty_json),
+    ("mustToJson", json_go::must_to_json),
+    ("mustToRawJson", json_go::must_to_raw_json),
+    ("mustToPrettyJson", json_go::must_to_pretty_json),
+    ("toToml", toml_go::to_toml),
+    ("fromYaml", decode::from_yaml),
+    ("fromYamlArray", decode::from_yaml_array),
+    ("fromJson", decode::from_json),
+    ("fromJsonArray", decode::from_json_array),
     ("semverCompare", semver_cmp::semver_compare),
+    ("semver", semver_cmp::semver),
     ("ipNet", net::ip_net),
     ("ipAt", net::ip_at),
 ];

@@ -1,8 +1,8 @@
 //! sealos' `semverCompare` (Masterminds semver constraints): an invalid
 //! constraint is an error; an empty or invalid version is simply `false`.
 
-use gtmpl_ng::{FuncError, Value};
-use semver::{Version, VersionReq};
+use gtmpl_ng::{FuncError, Number, Value};
+use semver::{BuildMetadata, Op, Version, VersionReq};
 
 use super::{exactly, generic, str_arg};
 
@@ -66,7 +66,61 @@ pub(super) fn semver_compare(args: &[Value]) -> Result<Value, FuncError> {
     let Some(version) = coerce_version(version) else {
         return Ok(Value::Bool(false));
     };
-    Ok(Value::Bool(reqs.iter().any(|r| r.matches(&version))))
+    Ok(Value::Bool(reqs.iter().any(|r| matches(r, &version))))
+}
+
+/// Masterminds' matching: a pre-release version never satisfies a
+/// comparator without a pre-release, and otherwise compares by precedence
+/// (the `semver` crate would only let pre-releases of the same
+/// `major.minor.patch` through).
+fn matches(req: &VersionReq, version: &Version) -> bool {
+    if version.pre.is_empty() {
+        return req.matches(version);
+    }
+    req.comparators.iter().all(|c| {
+        if c.pre.is_empty() {
+            return false;
+        }
+        let bound = Version {
+            major: c.major,
+            minor: c.minor.unwrap_or(0),
+            patch: c.patch.unwrap_or(0),
+            pre: c.pre.clone(),
+            build: BuildMetadata::EMPTY,
+        };
+        let mut plain = version.clone();
+        plain.build = BuildMetadata::EMPTY;
+        match c.op {
+            Op::Exact => plain == bound,
+            Op::Greater => plain > bound,
+            Op::GreaterEq => plain >= bound,
+            Op::Less => plain < bound,
+            Op::LessEq => plain <= bound,
+            _ => c.matches(version),
+        }
+    })
+}
+
+/// sprig's `semver`: the parsed version as a map with Masterminds'
+/// accessors (`.Major`, `.Minor`, `.Patch` as numbers, `.Prerelease`,
+/// `.Metadata`, `.Original` as strings). Printing the whole value shows the
+/// map, not Go's `String()`; templates read the fields.
+pub(super) fn semver(args: &[Value]) -> Result<Value, FuncError> {
+    exactly("semver", args, 1)?;
+    let raw = str_arg("semver", args, 0)?;
+    let v = coerce_version(raw)
+        .ok_or_else(|| generic("error calling semver: Invalid Semantic Version"))?;
+    let fields = [
+        ("Major", Value::Number(Number::unsigned(v.major))),
+        ("Minor", Value::Number(Number::unsigned(v.minor))),
+        ("Patch", Value::Number(Number::unsigned(v.patch))),
+        ("Prerelease", Value::String(v.pre.to_string())),
+        ("Metadata", Value::String(v.build.to_string())),
+        ("Original", Value::String(raw.to_owned())),
+    ];
+    Ok(Value::Map(
+        fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+    ))
 }
 
 #[cfg(test)]
@@ -90,6 +144,9 @@ mod tests {
         assert!(!cmp("~1.27.0", "v1.28.0"));
         assert!(!cmp("^1.27.0", ""));
         assert!(!cmp("^1.27.0", "not-a-version"));
+        assert!(cmp(">=1.27.0-0", "v1.28.3-rc.1"));
+        assert!(!cmp(">=1.27.0", "v1.28.3-rc.1"));
+        assert!(cmp("<1.28.0-rc.2", "1.28.0-rc.1"));
         assert!(semver_compare(&[Value::from("^^"), Value::from("1.2.3")]).is_err());
     }
 }
