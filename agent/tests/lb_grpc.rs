@@ -92,7 +92,12 @@ async fn unconfigured_status_invalid_specs_and_ipvs_refusal() {
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument, "{e}");
 
-    // This kernel has no IP_VS; elsewhere the stub says it is not implemented.
+    // Without IP_VS in the kernel, `ipvs` is refused before anything is
+    // persisted (where IPVS exists, the VM test covers it).
+    if ferry_agent::lb::ipvs::IpvsBackend::detect().is_ok() {
+        eprintln!("IPVS present on this kernel: refusal not checked here");
+        return;
+    }
     let e = c
         .set_load_balancer(spec("ipvs", &["10.0.0.2:6443"]))
         .await

@@ -123,3 +123,22 @@ pub async fn unlink(prefix: &[String]) -> Result<(), LbError> {
         ran.require().map(drop)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_parse_and_print() {
+        for m in [VipMode::Route, VipMode::Link] {
+            assert_eq!(m.as_str().parse::<VipMode>(), Ok(m));
+        }
+        assert_eq!(VipMode::default(), VipMode::Route);
+        assert!(
+            "bridge"
+                .parse::<VipMode>()
+                .unwrap_err()
+                .contains("route | link")
+        );
+    }
+}
