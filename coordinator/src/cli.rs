@@ -8,6 +8,9 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::output::OutputMode;
 
+pub mod cluster_args;
+pub use cluster_args::{AddArgs, ApplyArgs, DeleteArgs, ResetArgs, RunArgs};
+
 pub mod image_args;
 pub use image_args::{
     ImagesArgs, InspectArgs, LoadArgs, LoginArgs, LogoutArgs, PullArgs, PushArgs, RmiArgs,
@@ -79,6 +82,20 @@ pub enum Command {
     Load(LoadArgs),
     /// Build a cluster image from a Kubefile (sealos build): `ferry build -t NAME:TAG [CONTEXT]`.
     Build(crate::build::args::BuildArgs),
+    /// Create a cluster (or install images into it): `ferry run IMAGE... --masters ... --nodes ...`.
+    Run(RunArgs),
+    /// Bring the cluster to a Clusterfile: adds and removals in one go.
+    Apply(ApplyArgs),
+    /// What `apply` would do per host (steps, bytes, adds/removals); changes nothing.
+    Plan(ApplyArgs),
+    /// Print the effective Clusterfile with defaults (Cluster + kubeadm documents).
+    Gen(RunArgs),
+    /// Add masters or workers to the cluster.
+    Add(AddArgs),
+    /// Remove masters or workers (kubeadm reset, clean hooks, hosts entries, LB re-sync).
+    Delete(DeleteArgs),
+    /// Tear the whole cluster down; reports everything it could not clean.
+    Reset(ResetArgs),
 }
 
 #[derive(Debug, Subcommand)]

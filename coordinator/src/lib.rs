@@ -11,6 +11,7 @@ pub mod install;
 pub mod lb;
 pub mod oci;
 pub mod output;
+pub mod pipeline;
 pub mod ssh;
 pub mod state;
 pub mod transfer;

@@ -14,6 +14,7 @@ pub mod kubeadm;
 pub mod kubefile;
 pub mod lb;
 pub mod phase;
+pub mod pipeline;
 pub mod pki;
 pub mod secret;
 pub mod template;

@@ -40,10 +40,13 @@ pub enum Phase {
     Push,
     /// Local image store work: tag, rmi, save, load, login.
     Image,
+    /// The cluster pipeline (`ferry run/apply/add/delete/reset`); the
+    /// event message starts with the step name (`ferry_shared::pipeline::Step`).
+    Run,
 }
 
 impl Phase {
-    pub const ALL: [Phase; 15] = [
+    pub const ALL: [Phase; 16] = [
         Phase::Connect,
         Phase::Authenticate,
         Phase::Sudo,
@@ -59,6 +62,7 @@ impl Phase {
         Phase::Pull,
         Phase::Push,
         Phase::Image,
+        Phase::Run,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -78,6 +82,7 @@ impl Phase {
             Phase::Pull => "pull",
             Phase::Push => "push",
             Phase::Image => "image",
+            Phase::Run => "run",
         }
     }
 }

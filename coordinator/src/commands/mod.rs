@@ -4,14 +4,19 @@ mod agent;
 mod build;
 mod cert;
 mod cert_expiry;
+mod cluster;
 mod events;
 mod exec;
 mod images;
 mod lb;
+mod run;
 mod scp;
 mod ssh_args;
 mod status;
 mod summary;
+mod values;
+
+pub use exec::LineSplitter;
 
 pub use cert::CertArgs;
 
@@ -56,6 +61,8 @@ pub enum CliError {
     Image(Box<images::ImageError>),
     #[error(transparent)]
     Build(Box<crate::build::run::BuildError>),
+    #[error(transparent)]
+    Pipeline(#[from] crate::pipeline::PipelineError),
     #[error("no agents match in cluster `{cluster}`{hint}")]
     NoTargets { cluster: String, hint: String },
 }
@@ -96,6 +103,13 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
         | Command::Save(_)
         | Command::Load(_)) => images::run(&home, &reporter, c).await,
         Command::Build(a) => build::build(&home, &reporter, a).await,
+        Command::Run(a) => run::run(&cluster, &reporter, a).await,
+        Command::Apply(a) => run::apply(&cluster, &reporter, a, false).await,
+        Command::Plan(a) => run::apply(&cluster, &reporter, a, true).await,
+        Command::Gen(a) => run::gen_cmd(&cluster, &reporter, a),
+        Command::Add(a) => cluster::add(&cluster, &reporter, a).await,
+        Command::Delete(a) => cluster::delete(&cluster, &reporter, a).await,
+        Command::Reset(a) => cluster::reset(&cluster, &reporter, a).await,
     };
     reporter.finish();
     exit

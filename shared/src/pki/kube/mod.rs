@@ -12,7 +12,7 @@ mod kubeconfig;
 mod renew;
 mod spec;
 
-pub use certs::{CaSet, NodeCerts, generate_cas, node_certs};
+pub use certs::{Ca, CaSet, NodeCerts, generate_cas, node_certs};
 pub use kubeconfig::{KubeconfigUser, kubeconfigs};
 pub use renew::{CertFacts, RenewError, cert_facts, kubeconfig_client_cert, reissue_apiserver};
 pub use spec::{KubePkiSpec, SEALOS_VALIDITY_YEARS};

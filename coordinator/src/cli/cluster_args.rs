@@ -1,0 +1,113 @@
+//! Flags of the cluster lifecycle commands (`run`, `apply`, `plan`, `gen`,
+//! `add`, `delete`, `reset`), named as sealos names them.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{AgentOpts, SshArgs};
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Cluster images: the rootfs image first, then patches and applications
+    /// (today: directories holding config.json and rootfs/).
+    pub images: Vec<String>,
+    /// Masters: comma list of ip, ip:port or ranges a.b.c.d-a.b.c.e.
+    #[arg(long, default_value = "")]
+    pub masters: String,
+    /// Worker nodes, same syntax as --masters.
+    #[arg(long, default_value = "")]
+    pub nodes: String,
+    /// Environment for the images, KEY=VALUE (repeatable; over spec.env).
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// Override the CMD of the first image (repeatable).
+    #[arg(long = "cmd")]
+    pub cmd: Vec<String>,
+    /// Extra YAML documents appended to the Clusterfile (Config, kubeadm...).
+    #[arg(long)]
+    pub config_file: Vec<PathBuf>,
+    /// A one-node cluster on this machine (needs --masters with its IP here).
+    #[arg(long)]
+    pub single: bool,
+    #[command(flatten)]
+    pub ssh: SshArgs,
+    #[command(flatten)]
+    pub agent: AgentOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The Clusterfile (sealos format; may be a Go template).
+    #[arg(
+        short = 'f',
+        long = "Clusterfile",
+        alias = "file",
+        default_value = "Clusterfile"
+    )]
+    pub file: PathBuf,
+    /// Show what would happen per host; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Values files for a templated Clusterfile (repeatable).
+    #[arg(long)]
+    pub values: Vec<PathBuf>,
+    /// Values `a.b=c` for a templated Clusterfile (repeatable).
+    #[arg(long)]
+    pub set: Vec<String>,
+    /// Environment for the images, KEY=VALUE (repeatable).
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// Extra YAML documents appended to the Clusterfile.
+    #[arg(long)]
+    pub config_file: Vec<PathBuf>,
+    #[command(flatten)]
+    pub ssh: SshArgs,
+    #[command(flatten)]
+    pub agent: AgentOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// Masters to add.
+    #[arg(long, default_value = "")]
+    pub masters: String,
+    /// Workers to add.
+    #[arg(long, default_value = "")]
+    pub nodes: String,
+    #[command(flatten)]
+    pub ssh: SshArgs,
+    #[command(flatten)]
+    pub agent: AgentOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Masters to remove (master0 cannot be).
+    #[arg(long, default_value = "")]
+    pub masters: String,
+    /// Workers to remove.
+    #[arg(long, default_value = "")]
+    pub nodes: String,
+    /// Do not ask (ferry never prompts; accepted for sealos compatibility).
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub ssh: SshArgs,
+    #[command(flatten)]
+    pub agent: AgentOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct ResetArgs {
+    /// Leave the ferry agents running on the nodes.
+    #[arg(long)]
+    pub keep_agents: bool,
+    /// Do not ask (ferry never prompts; accepted for sealos compatibility).
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub ssh: SshArgs,
+    #[command(flatten)]
+    pub agent: AgentOpts,
+}

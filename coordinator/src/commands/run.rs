@@ -1,0 +1,389 @@
+//! `ferry run`, `ferry apply [--dry-run]`, `ferry plan`, `ferry gen`: build
+//! or read a Clusterfile, then run the pipeline (or print the plan).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ferry_shared::clusterfile::{
+    API_VERSION, Cluster, ClusterSpec, Clusterfile, Host, KIND_CLUSTER, ObjectMeta, ResolvedHost,
+    Ssh,
+};
+use ferry_shared::pipeline::{HostChange, HostPlan, Plan, host_diff};
+use ferry_shared::{HostAddr, Secret};
+
+use super::{CliError, Exit, ssh_args};
+use crate::cli::{AgentOpts, ApplyArgs, RunArgs, SshArgs};
+use crate::client::ClientTls;
+use crate::install::{InstallCtx, LocalAgent};
+use crate::output::Reporter;
+use crate::pipeline::images::{DirImages, ImageSource, load};
+use crate::pipeline::{Inputs, Recorder, load_clusterfile, teardown::Teardown};
+use crate::ssh::SshTarget;
+use crate::state::ClusterState;
+
+fn usage(e: impl std::fmt::Display) -> CliError {
+    CliError::Usage(e.to_string())
+}
+
+fn group(addrs: &[HostAddr], role: &str) -> Option<Host> {
+    (!addrs.is_empty()).then(|| Host {
+        ips: addrs.iter().map(|a| a.to_string()).collect(),
+        roles: vec![role.to_string()],
+        env: Vec::new(),
+        ssh: None,
+    })
+}
+
+/// The Cluster document the run flags describe.
+pub fn cluster_from_flags(name: &str, a: &RunArgs) -> Result<Clusterfile, CliError> {
+    let masters = ssh_args::hosts(&a.masters, a.ssh.port)?;
+    let nodes = ssh_args::hosts(&a.nodes, a.ssh.port)?;
+    if let Some(dup) = masters.iter().find(|m| nodes.iter().any(|n| n.ip == m.ip)) {
+        return Err(usage(format!(
+            "{dup} is listed in both --masters and --nodes"
+        )));
+    }
+    let ssh = Ssh {
+        user: a.ssh.user.clone(),
+        passwd: Secret::new(a.ssh.passwd.clone().unwrap_or_default()),
+        pk: a
+            .ssh
+            .pk
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        pk_passwd: Secret::new(a.ssh.pk_passwd.clone().unwrap_or_default()),
+        port: a.ssh.port,
+        ..Ssh::default()
+    };
+    let hosts = [group(&masters, "master"), group(&nodes, "node")]
+        .into_iter()
+        .flatten()
+        .collect();
+    let mut cf = Clusterfile {
+        cluster: Cluster {
+            api_version: API_VERSION.to_string(),
+            kind: KIND_CLUSTER.to_string(),
+            metadata: ObjectMeta {
+                name: name.to_string(),
+                ..ObjectMeta::default()
+            },
+            spec: ClusterSpec {
+                image: a.images.clone(),
+                ssh,
+                hosts,
+                command: a.cmd.clone(),
+                ..ClusterSpec::default()
+            },
+            status: Default::default(),
+        },
+        docs: Vec::new(),
+    };
+    append_config_files(&mut cf, &a.config_file)?;
+    Ok(cf)
+}
+
+fn append_config_files(cf: &mut Clusterfile, files: &[std::path::PathBuf]) -> Result<(), CliError> {
+    for f in files {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| usage(format!("--config-file {}: {e}", f.display())))?;
+        let head = "apiVersion: apps.sealos.io/v1beta1\nkind: Cluster\nmetadata: {name: x}\n---\n";
+        let extra = Clusterfile::parse(&format!("{head}{text}"))
+            .map_err(|e| usage(format!("--config-file {}: {e}", f.display())))?;
+        cf.docs.extend(extra.docs);
+    }
+    Ok(())
+}
+
+/// Per-host SSH targets from the Clusterfile (host `ssh:` over global),
+/// with the policy flags of the command.
+pub fn targets(cf: &Clusterfile, flags: &SshArgs) -> Result<BTreeMap<IpAddr, SshTarget>, CliError> {
+    let mut out = BTreeMap::new();
+    for h in cf.cluster.resolved_hosts().map_err(usage)? {
+        if !h.ssh.pk_data.is_empty() && h.ssh.pk.is_empty() {
+            return Err(usage(format!(
+                "{}: inline ssh.pkData is not supported; write the key to a file and set ssh.pk",
+                h.addr
+            )));
+        }
+        let a = SshArgs {
+            user: if h.ssh.user.is_empty() {
+                "root".into()
+            } else {
+                h.ssh.user.clone()
+            },
+            passwd: (!h.ssh.passwd.is_empty()).then(|| h.ssh.passwd.expose().to_string()),
+            pk: (!h.ssh.pk.is_empty()).then(|| h.ssh.pk.clone().into()),
+            pk_passwd: (!h.ssh.pk_passwd.is_empty()).then(|| h.ssh.pk_passwd.expose().to_string()),
+            port: h.addr.port,
+            ..flags.clone()
+        };
+        let t = ssh_args::targets(&a, &[h.addr])?;
+        out.extend(t.into_iter().map(|t| (h.addr.ip, t)));
+    }
+    Ok(out)
+}
+
+pub fn install_ctx(
+    cluster: &ClusterState,
+    r: &Reporter,
+    ssh: &SshArgs,
+    opts: &AgentOpts,
+) -> Result<Arc<InstallCtx>, CliError> {
+    let agent = LocalAgent::locate(opts.agent_bin.clone())?;
+    let pki = Arc::new(cluster.agent_pki()?);
+    Ok(Arc::new(InstallCtx {
+        tls: ClientTls::from_pki(&pki),
+        agent,
+        pki,
+        ssh: ssh_args::options(ssh)?,
+        port: crate::install::DEFAULT_AGENT_PORT,
+        force: false,
+        ready_timeout: Duration::from_secs(opts.ready_timeout.max(1)),
+        reporter: r.clone(),
+    }))
+}
+
+/// Runs the pipeline on `cf` and prints the outcome with phase timings.
+pub async fn execute(
+    cluster: &ClusterState,
+    r: &Reporter,
+    cf: Clusterfile,
+    cli_env: Vec<String>,
+    ssh: &SshArgs,
+    opts: &AgentOpts,
+) -> Result<Exit, CliError> {
+    let started = Instant::now();
+    cf.cluster.resolved_hosts().map_err(usage)?;
+    let inp = Inputs {
+        targets: targets(&cf, ssh)?,
+        cf,
+        cli_env,
+        concurrency: opts.concurrency,
+        install: install_ctx(cluster, r, ssh, opts)?,
+        images: Arc::new(DirImages) as Arc<dyn ImageSource>,
+    };
+    let rec = Recorder::open(cluster.dir(), r.clone())?;
+    let (res, timings) = crate::pipeline::run(cluster, &rec, inp).await;
+    r.finish();
+    let total = started.elapsed().as_secs_f64();
+    let phases: Vec<String> = timings
+        .iter()
+        .map(|(s, t)| format!("{s} {t:.2}s"))
+        .collect();
+    rec.emit(
+        r.event(
+            "",
+            ferry_shared::Phase::Run,
+            if res.is_ok() {
+                ferry_shared::EventKind::Finished
+            } else {
+                ferry_shared::EventKind::Failed
+            },
+        )
+        .counter("duration_ms", (total * 1000.0) as u64)
+        .message(format!("timings: {}", phases.join(", "))),
+    );
+    rec.flush();
+    match res {
+        Ok(()) => {
+            r.text(&format!(
+                "cluster `{}` ready in {total:.2}s ({})",
+                cluster.name(),
+                phases.join(", ")
+            ));
+            Ok(Exit::Ok)
+        }
+        Err(e) => {
+            r.text(&format!(
+                "cluster `{}` FAILED after {total:.2}s: {e}",
+                cluster.name()
+            ));
+            r.text("a plain re-run resumes from the first unfinished step of each host");
+            Ok(Exit::HostsFailed)
+        }
+    }
+}
+
+pub async fn run(cluster: &ClusterState, r: &Reporter, a: RunArgs) -> Result<Exit, CliError> {
+    if a.single {
+        return Err(usage(
+            "--single is not supported yet: give --masters with this machine's IP",
+        ));
+    }
+    let stored = load_clusterfile(cluster)?;
+    let cf = match stored {
+        Some(mut old) if a.masters.is_empty() && a.nodes.is_empty() => {
+            // Install more images into the existing cluster.
+            for i in &a.images {
+                if !old.cluster.spec.image.contains(i) {
+                    old.cluster.spec.image.push(i.clone());
+                }
+            }
+            if !a.cmd.is_empty() {
+                old.cluster.spec.command = a.cmd.clone();
+            }
+            old
+        }
+        _ => {
+            if a.masters.is_empty() {
+                return Err(usage("give the hosts: --masters (and --nodes)"));
+            }
+            cluster_from_flags(cluster.name(), &a)?
+        }
+    };
+    execute(cluster, r, cf, a.env.clone(), &a.ssh, &a.agent).await
+}
+
+fn read_clusterfile(a: &ApplyArgs) -> Result<Clusterfile, CliError> {
+    let text = std::fs::read_to_string(&a.file)
+        .map_err(|e| usage(format!("{}: {e}", a.file.display())))?;
+    let text = if a.values.is_empty() && a.set.is_empty() && !text.contains("{{") {
+        text
+    } else {
+        super::values::render(&text, &a.values, &a.set)?
+    };
+    let mut cf =
+        Clusterfile::parse(&text).map_err(|e| usage(format!("{}: {e}", a.file.display())))?;
+    append_config_files(&mut cf, &a.config_file)?;
+    cf.cluster
+        .resolved_hosts()
+        .map_err(|e| usage(format!("{}: {e}", a.file.display())))?;
+    Ok(cf)
+}
+
+/// The plan of applying `new` over the stored Clusterfile.
+pub fn plan(cluster: &ClusterState, new: &Clusterfile) -> Result<Plan, CliError> {
+    let old: Vec<ResolvedHost> = match load_clusterfile(cluster)? {
+        Some(o) => o.cluster.resolved_hosts().map_err(usage)?,
+        None => Vec::new(),
+    };
+    let hosts = new.cluster.resolved_hosts().map_err(usage)?;
+    let master0 = new.cluster.master0().map_err(usage)?;
+    let (mut rootfs, mut apps) = (0, 0);
+    let resolvable: Vec<String> = new
+        .cluster
+        .spec
+        .image
+        .iter()
+        .filter(|i| std::path::Path::new(i).join("config.json").is_file())
+        .cloned()
+        .collect();
+    if let Ok(imgs) = load(&DirImages, &resolvable) {
+        for i in imgs {
+            match i.config.image_type() {
+                ferry_shared::image::ImageType::Application => apps += i.bytes,
+                _ => rootfs += i.bytes,
+            }
+        }
+    }
+    let mut rows = Vec::new();
+    for (h, change) in host_diff(&old, &hosts) {
+        rows.push(HostPlan::new(&h, change, &master0, rootfs, apps).map_err(usage)?);
+    }
+    Ok(Plan {
+        cluster: cluster.name().to_string(),
+        images: new.cluster.spec.image.clone(),
+        hosts: rows,
+    })
+}
+
+fn print_plan(r: &Reporter, p: &Plan) {
+    if r.is_json() {
+        println!("{}", serde_json::to_string(p).unwrap_or_default());
+        return;
+    }
+    r.text(&format!(
+        "plan for cluster `{}`: images {}",
+        p.cluster,
+        p.images.join(", ")
+    ));
+    for h in &p.hosts {
+        let what = match h.change {
+            HostChange::Add => "add",
+            HostChange::Keep => "keep",
+            HostChange::Remove => "remove",
+        };
+        r.text(&format!(
+            "  {:<22} {what:<7} [{}] {} bytes: {}",
+            h.host,
+            h.roles.join(","),
+            h.bytes,
+            h.steps.join(" → ")
+        ));
+    }
+}
+
+pub async fn apply(
+    cluster: &ClusterState,
+    r: &Reporter,
+    a: ApplyArgs,
+    plan_only: bool,
+) -> Result<Exit, CliError> {
+    let mut cf = read_clusterfile(&a)?;
+    if cf.cluster.metadata.name.is_empty() {
+        cf.cluster.metadata.name = cluster.name().to_string();
+    }
+    let p = plan(cluster, &cf)?;
+    if plan_only || a.dry_run {
+        print_plan(r, &p);
+        return Ok(Exit::Ok);
+    }
+    let removed: Vec<String> = p.removed().map(|h| h.host.clone()).collect();
+    if !removed.is_empty()
+        && let Some(old) = load_clusterfile(cluster)?
+    {
+        let old_m0 = old.cluster.master0().map_err(usage)?;
+        if removed.contains(&old_m0.addr.to_string()) {
+            return Err(usage(format!(
+                "{} is master0 and cannot be removed (reset the cluster instead)",
+                old_m0.addr
+            )));
+        }
+        let rec = Recorder::open(cluster.dir(), r.clone())?;
+        let td = Teardown::new(
+            rec,
+            ClientTls::from_pki(&cluster.agent_pki()?),
+            cluster.name(),
+            &old,
+        );
+        super::cluster::remove_hosts(cluster, &td, &old, &removed).await?;
+    }
+    execute(cluster, r, cf, a.env.clone(), &a.ssh, &a.agent).await
+}
+
+pub fn gen_cmd(cluster: &ClusterState, _r: &Reporter, a: RunArgs) -> Result<Exit, CliError> {
+    let cf = cluster_from_flags(cluster.name(), &a)?;
+    let text = cf.to_yaml(true).map_err(usage)?;
+    print!("{text}");
+    let version = load(&DirImages, &a.images)
+        .ok()
+        .and_then(|imgs| {
+            imgs.iter()
+                .find_map(|i| i.config.labels.get("version").cloned())
+        })
+        .unwrap_or_else(|| "v1.27.7".to_string());
+    if let Ok(m0) = cf.cluster.master0() {
+        let facts = ferry_shared::kubeadm::ClusterFacts {
+            kube_version: version,
+            master0: m0.addr.ip,
+            masters: cf
+                .cluster
+                .resolved_hosts()
+                .map_err(usage)?
+                .iter()
+                .filter(|h| h.has_role("master"))
+                .map(|h| h.addr.ip)
+                .collect(),
+            vip: crate::pipeline::DEFAULT_VIP.parse().map_err(usage)?,
+            token: ferry_shared::kubeadm::BootstrapToken::parse("abcdef.0123456789abcdef")
+                .map_err(usage)?,
+            certificate_key: String::new(),
+        };
+        let docs = ferry_shared::kubeadm::KubeadmDocs::new(facts, &[]).map_err(usage)?;
+        print!("---\n{}", docs.init_yaml().map_err(usage)?);
+    }
+    Ok(Exit::Ok)
+}

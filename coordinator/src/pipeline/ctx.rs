@@ -1,0 +1,140 @@
+//! Everything the steps share: the resolved cluster, agents, images, env.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ferry_shared::clusterfile::{Clusterfile, ROLE_MASTER, ROLE_NODE, ResolvedHost};
+use ferry_shared::image::{EnvLayers, ImageStack, SysEnv};
+use ferry_shared::pipeline::digest;
+use serde_yaml_ng::Value;
+
+use super::images::{ImageSource, LoadedImage, Mounts};
+use super::journal::Recorder;
+use super::node::NodeRef;
+use crate::client::ClientTls;
+use crate::install::InstallCtx;
+use crate::ssh::SshTarget;
+use crate::state::ClusterState;
+
+pub const DEFAULT_VIP: &str = "10.103.97.2";
+
+/// What a command hands the pipeline.
+pub struct Inputs {
+    pub cf: Clusterfile,
+    pub cli_env: Vec<String>,
+    pub concurrency: usize,
+    pub install: Arc<InstallCtx>,
+    /// SSH target of every host (agent install).
+    pub targets: BTreeMap<IpAddr, SshTarget>,
+    pub images: Arc<dyn ImageSource>,
+}
+
+pub struct Ctx {
+    pub rec: Recorder,
+    pub tls: ClientTls,
+    pub state: ClusterState,
+    pub cf: Clusterfile,
+    pub hosts: Vec<ResolvedHost>,
+    pub master0: ResolvedHost,
+    pub registry: Vec<ResolvedHost>,
+    pub nodes: BTreeMap<IpAddr, NodeRef>,
+    pub hostnames: BTreeMap<IpAddr, String>,
+    pub images: Vec<LoadedImage>,
+    pub mounts: Mounts,
+    pub mount_rootfs: PathBuf,
+    pub labels: BTreeMap<String, String>,
+    pub env: EnvLayers,
+    pub kube_version: String,
+    pub vip: IpAddr,
+    pub kube_overlays: Vec<Value>,
+    pub command_override: Vec<String>,
+    pub data_dir: String,
+    pub concurrency: usize,
+    /// Digest of images + Config docs + cluster env.
+    pub base_digest: String,
+}
+
+impl Ctx {
+    pub fn masters(&self) -> Vec<&ResolvedHost> {
+        self.hosts
+            .iter()
+            .filter(|h| h.has_role(ROLE_MASTER))
+            .collect()
+    }
+
+    pub fn workers(&self) -> Vec<&ResolvedHost> {
+        self.hosts
+            .iter()
+            .filter(|h| h.has_role(ROLE_NODE))
+            .collect()
+    }
+
+    pub fn node(&self, h: &ResolvedHost) -> Option<&NodeRef> {
+        self.nodes.get(&h.addr.ip)
+    }
+
+    pub fn hostname(&self, ip: IpAddr) -> String {
+        self.hostnames
+            .get(&ip)
+            .cloned()
+            .unwrap_or_else(|| ip.to_string())
+    }
+
+    pub fn rootfs_dir(&self) -> String {
+        format!("{}/rootfs", self.data_dir)
+    }
+
+    pub fn app_dir(&self, image: &str) -> Option<String> {
+        self.mounts
+            .apps
+            .iter()
+            .position(|(n, _)| n == image)
+            .map(|i| {
+                let base = self.mounts.apps[i]
+                    .1
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                format!("{}/applications/{base}/workdir", self.data_dir)
+            })
+    }
+
+    /// The env of one host, with the SEALOS_SYS built-ins.
+    pub fn host_env(&self, h: &ResolvedHost) -> BTreeMap<String, String> {
+        let (mut env, _) = self.env.host_env(&h.addr.to_string(), &h.env);
+        let sys = SysEnv {
+            kube_version: Some(self.kube_version.clone()),
+            sealos_version: Some(env!("CARGO_PKG_VERSION").to_string()),
+            run_mode: Some(h.roles.join(",")),
+        };
+        sys.apply(&mut env);
+        env
+    }
+
+    /// Digest of what a host's bootstrap depends on.
+    pub fn host_digest(&self, h: &ResolvedHost, extra: &str) -> String {
+        let env = format!("{:?}", self.host_env(h));
+        let reg = self
+            .registry
+            .iter()
+            .map(|r| r.addr.ip.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        digest(&[
+            &self.base_digest,
+            &env,
+            &h.roles.join(","),
+            &reg,
+            &self.master0.addr.ip.to_string(),
+            &self.vip.to_string(),
+            extra,
+        ])
+    }
+
+    pub fn stack(images: &[LoadedImage]) -> Result<ImageStack, String> {
+        ImageStack::new(images.iter().map(|i| i.config.clone()).collect())
+            .map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,69 @@
+//! What can go wrong in the pipeline, with the host, step and what to do next.
+
+use std::path::PathBuf;
+
+use ferry_shared::pipeline::Step;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(
+        "{host}: {step}: agent unreachable: {detail}; next: `ferry agent status`, then re-run (finished steps are skipped)"
+    )]
+    Agent {
+        host: String,
+        step: Step,
+        detail: String,
+    },
+    #[error(
+        "{host}: {step}: `{command}` {outcome}; output tail:\n{tail}\nnext: fix the cause on the node, then re-run (finished steps are skipped)"
+    )]
+    Command {
+        host: String,
+        step: Step,
+        command: String,
+        outcome: String,
+        tail: String,
+    },
+    #[error("{host}: {step}: {detail}")]
+    Host {
+        host: String,
+        step: Step,
+        detail: String,
+    },
+    #[error("{step}: {detail}")]
+    Cluster { step: Step, detail: String },
+    #[error("image {image}: {detail}")]
+    Image { image: String, detail: String },
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Clusterfile(#[from] ferry_shared::clusterfile::ClusterfileError),
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+}
+
+impl PipelineError {
+    pub fn io(what: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.to_path_buf();
+        move |source| Self::Io { what, path, source }
+    }
+
+    pub fn cluster(step: Step, detail: impl std::fmt::Display) -> Self {
+        Self::Cluster {
+            step,
+            detail: detail.to_string(),
+        }
+    }
+
+    pub fn host(host: &str, step: Step, detail: impl std::fmt::Display) -> Self {
+        Self::Host {
+            host: host.to_string(),
+            step,
+            detail: detail.to_string(),
+        }
+    }
+}

@@ -1,0 +1,392 @@
+//! Kubernetes steps: cluster PKI (generated once on the bastion, copied to
+//! masters), `kubeadm init` on master0, control-plane joins (sequential),
+//! the workers' VIP load balancer and worker joins.
+
+use std::net::{IpAddr, SocketAddrV4};
+use std::path::Path;
+
+use ferry_shared::kubeadm::{
+    BootstrapToken, ClusterFacts, JoinRole, KubeadmDocs, ca_cert_hash, certificate_key,
+};
+use ferry_shared::lb::{BackendKind, HealthCheck, LbSpec, RealServer, Scheduler};
+use ferry_shared::pipeline::Step;
+use ferry_shared::pki::kube::{
+    Ca, CaSet, KubePkiSpec, PkiFile, SEALOS_VALIDITY_YEARS, generate_all, kubeconfigs, node_certs,
+};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::Ctx;
+use super::PipelineError;
+use super::node::{self, Cmd, NodeRef};
+use crate::lb::LbClient;
+use crate::output::now_ms;
+use crate::state::write_atomic;
+
+pub const API_HOST: &str = "apiserver.cluster.local";
+pub const API_PORT: u16 = 6443;
+
+#[derive(Serialize, Deserialize)]
+struct TokenFile {
+    token: String,
+    certificate_key: String,
+}
+
+/// The bootstrap token and certificate key, created once per cluster
+/// (`~/.ferry/<cluster>/etc/kubeadm-token.json`, 0600).
+pub fn token(state_dir: &Path) -> Result<(BootstrapToken, String), PipelineError> {
+    let path = state_dir.join("etc").join("kubeadm-token.json");
+    if let Ok(text) = std::fs::read_to_string(&path)
+        && let Ok(t) = serde_json::from_str::<TokenFile>(&text)
+        && let Ok(tok) = BootstrapToken::parse(&t.token)
+    {
+        return Ok((tok, t.certificate_key));
+    }
+    let tok = BootstrapToken::from_random(&rand::random::<[u8; 22]>());
+    let key = certificate_key(&rand::random::<[u8; 32]>());
+    let t = TokenFile {
+        token: tok.expose(),
+        certificate_key: key.clone(),
+    };
+    let dir = state_dir.join("etc");
+    std::fs::create_dir_all(&dir).map_err(PipelineError::io("creating", &dir))?;
+    write_atomic(
+        &path,
+        serde_json::to_string(&t).unwrap_or_default().as_bytes(),
+        0o600,
+    )?;
+    Ok((tok, key))
+}
+
+pub fn kube_minor(version: &str) -> u32 {
+    version
+        .trim_start_matches('v')
+        .split('.')
+        .nth(1)
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The kubeadm documents of this cluster.
+pub fn docs(ctx: &Ctx) -> Result<KubeadmDocs, PipelineError> {
+    let (tok, key) = token(ctx.state.dir())?;
+    let facts = ClusterFacts {
+        kube_version: ctx.kube_version.clone(),
+        master0: ctx.master0.addr.ip,
+        masters: ctx.masters().iter().map(|h| h.addr.ip).collect(),
+        vip: ctx.vip,
+        token: tok,
+        certificate_key: key,
+    };
+    KubeadmDocs::new(facts, &ctx.kube_overlays)
+        .map_err(|e| PipelineError::cluster(Step::InitMaster, e))
+}
+
+fn pki_spec(ctx: &Ctx, docs: &KubeadmDocs, ip: IpAddr, name: &str) -> KubePkiSpec {
+    let mut sans = vec![
+        "127.0.0.1".to_string(),
+        API_HOST.to_string(),
+        ctx.vip.to_string(),
+    ];
+    sans.extend(ctx.masters().iter().map(|h| h.addr.ip.to_string()));
+    // The ClusterConfiguration's certSANs (defaults, image, Clusterfile).
+    for s in docs_cert_sans(docs) {
+        if !sans.contains(&s) {
+            sans.push(s);
+        }
+    }
+    KubePkiSpec {
+        node_name: name.to_string(),
+        node_ip: ip,
+        control_plane_host: API_HOST.to_string(),
+        control_plane_port: API_PORT,
+        cert_sans: sans,
+        service_cidr: docs.service_subnet(),
+        dns_domain: "cluster.local".to_string(),
+        validity_years: SEALOS_VALIDITY_YEARS,
+        kube_minor: kube_minor(&ctx.kube_version),
+    }
+}
+
+/// `apiServer.certSANs` of the generated ClusterConfiguration.
+fn docs_cert_sans(docs: &KubeadmDocs) -> Vec<String> {
+    let Ok(yaml) = docs.init_yaml() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for de in serde_yaml_ng::Deserializer::from_str(&yaml) {
+        let Ok(v) = serde_yaml_ng::Value::deserialize(de) else {
+            continue;
+        };
+        if v.get("kind").and_then(|k| k.as_str()) != Some("ClusterConfiguration") {
+            continue;
+        }
+        if let Some(list) = v
+            .get("apiServer")
+            .and_then(|a| a.get("certSANs"))
+            .and_then(|l| l.as_sequence())
+        {
+            out.extend(list.iter().filter_map(|x| x.as_str().map(str::to_string)));
+        }
+    }
+    out
+}
+
+fn pki_err(e: impl std::fmt::Display) -> PipelineError {
+    PipelineError::cluster(Step::Pki, e)
+}
+
+fn read_dir_files(root: &Path) -> Result<Vec<PkiFile>, PipelineError> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).map_err(PipelineError::io("reading", &d))? {
+            let p = e.map_err(PipelineError::io("reading", &d))?.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p
+                    .strip_prefix(root)
+                    .unwrap_or(&p)
+                    .to_string_lossy()
+                    .into_owned();
+                let contents =
+                    std::fs::read_to_string(&p).map_err(PipelineError::io("reading", &p))?;
+                let mode = if rel.ends_with(".key") || rel.ends_with(".conf") {
+                    0o600
+                } else {
+                    0o644
+                };
+                out.push(PkiFile {
+                    path: rel,
+                    contents,
+                    mode,
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+fn store(root: &Path, files: &[PkiFile]) -> Result<(), PipelineError> {
+    for f in files {
+        let p = root.join(&f.path);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).map_err(PipelineError::io("creating", parent))?;
+            std::fs::set_permissions(parent, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+                .map_err(PipelineError::io("chmod", parent))?;
+        }
+        write_atomic(&p, f.contents.as_bytes(), 0o600)?;
+    }
+    Ok(())
+}
+
+/// Generates the CAs and master0's set once (before the per-master
+/// fan-out, so every master shares one CA).
+pub fn ensure_cluster_pki(ctx: &Ctx, docs: &KubeadmDocs) -> Result<(), PipelineError> {
+    let m0dir = ctx
+        .state
+        .dir()
+        .join("pki/kubernetes")
+        .join(ctx.master0.addr.ip.to_string());
+    if !m0dir.join("pki/ca.crt").is_file() {
+        let m0name = ctx.hostname(ctx.master0.addr.ip);
+        let spec = pki_spec(ctx, docs, ctx.master0.addr.ip, &m0name);
+        let files = generate_all(&spec, OffsetDateTime::now_utc()).map_err(pki_err)?;
+        store(&m0dir, &files)?;
+    }
+    Ok(())
+}
+
+/// The files of one master: generated once per master and kept in
+/// `~/.ferry/<cluster>/pki/kubernetes/<ip>/` (CAs shared from master0's).
+pub fn master_files(
+    ctx: &Ctx,
+    docs: &KubeadmDocs,
+    ip: IpAddr,
+    name: &str,
+) -> Result<Vec<PkiFile>, PipelineError> {
+    let base = ctx.state.dir().join("pki").join("kubernetes");
+    let m0dir = base.join(ctx.master0.addr.ip.to_string());
+    let now = OffsetDateTime::now_utc();
+    ensure_cluster_pki(ctx, docs)?;
+    let dir = base.join(ip.to_string());
+    if !dir.join("pki/apiserver.crt").is_file() {
+        let read = |rel: &str| {
+            let p = m0dir.join(rel);
+            std::fs::read_to_string(&p).map_err(PipelineError::io("reading", &p))
+        };
+        let ca = |stem: &'static str| -> Result<Ca, PipelineError> {
+            Ca::from_pem(
+                stem,
+                &read(&format!("pki/{stem}.crt"))?,
+                &read(&format!("pki/{stem}.key"))?,
+            )
+            .map_err(pki_err)
+        };
+        let cas = CaSet {
+            kubernetes: ca("ca")?,
+            front_proxy: ca("front-proxy-ca")?,
+            etcd: ca("etcd/ca")?,
+        };
+        let spec = pki_spec(ctx, docs, ip, name);
+        let mut files = cas.files();
+        for f in ["pki/sa.key", "pki/sa.pub"] {
+            files.push(PkiFile {
+                path: f.to_string(),
+                contents: read(f)?,
+                mode: 0o600,
+            });
+        }
+        files.extend(node_certs(&cas, &spec, now).map_err(pki_err)?.files);
+        files.extend(kubeconfigs(&cas, &spec, now).map_err(pki_err)?);
+        store(&dir, &files)?;
+    }
+    read_dir_files(&dir)
+}
+
+/// Copies a master's PKI and kubeconfigs to its /etc/kubernetes.
+pub async fn push_pki(ctx: &Ctx, n: &NodeRef, files: &[PkiFile]) -> Result<(), PipelineError> {
+    let tree: Vec<(String, Vec<u8>, u32)> = files
+        .iter()
+        .map(|f| (f.path.clone(), f.contents.as_bytes().to_vec(), f.mode))
+        .collect();
+    node::write_tree(n, &ctx.tls, &ctx.rec, Step::Pki, "/etc/kubernetes", &tree).await
+}
+
+fn kubeadm_dir(ctx: &Ctx) -> String {
+    format!("{}/kubeadm", ctx.data_dir)
+}
+
+pub async fn init_master0(ctx: &Ctx, docs: &KubeadmDocs, n: &NodeRef) -> Result<(), PipelineError> {
+    let yaml = docs
+        .init_yaml()
+        .map_err(|e| PipelineError::cluster(Step::InitMaster, e))?;
+    let path = format!("{}/kubeadm-init.yaml", kubeadm_dir(ctx));
+    node::write_file(
+        n,
+        &ctx.tls,
+        &ctx.rec,
+        Step::InitMaster,
+        &path,
+        yaml.into_bytes(),
+        0o600,
+    )
+    .await?;
+    let cmd = Cmd::new(&[
+        "kubeadm",
+        "init",
+        "--config",
+        &path,
+        "--upload-certs",
+        "--skip-token-print",
+        "--skip-certificate-key-print",
+        "--ignore-preflight-errors=SystemVerification",
+    ]);
+    node::run(n, &ctx.tls, &ctx.rec, Step::InitMaster, cmd).await?;
+    // admin.conf: to ~/.kube/config on master0 and to the bastion state.
+    let m0dir = ctx
+        .state
+        .dir()
+        .join("pki/kubernetes")
+        .join(ctx.master0.addr.ip.to_string());
+    let admin =
+        std::fs::read(m0dir.join("admin.conf")).map_err(PipelineError::io("reading", &m0dir))?;
+    node::write_file(
+        n,
+        &ctx.tls,
+        &ctx.rec,
+        Step::InitMaster,
+        "/root/.kube/config",
+        admin.clone(),
+        0o600,
+    )
+    .await?;
+    let etc = ctx.state.dir().join("etc");
+    std::fs::create_dir_all(&etc).map_err(PipelineError::io("creating", &etc))?;
+    write_atomic(&etc.join("admin.conf"), &admin, 0o600)?;
+    Ok(())
+}
+
+fn ca_hash(ctx: &Ctx) -> Result<String, PipelineError> {
+    let p = ctx
+        .state
+        .dir()
+        .join("pki/kubernetes")
+        .join(ctx.master0.addr.ip.to_string())
+        .join("pki/ca.crt");
+    let pem = std::fs::read_to_string(&p).map_err(PipelineError::io("reading", &p))?;
+    ca_cert_hash(&pem).map_err(|e| PipelineError::cluster(Step::JoinMaster, e))
+}
+
+pub async fn join(
+    ctx: &Ctx,
+    docs: &KubeadmDocs,
+    n: &NodeRef,
+    master: bool,
+) -> Result<(), PipelineError> {
+    let (step, role) = if master {
+        (Step::JoinMaster, JoinRole::Master { ip: n.ip })
+    } else {
+        (Step::JoinWorker, JoinRole::Worker { ip: n.ip })
+    };
+    let yaml = docs
+        .join_yaml(&role, &ca_hash(ctx)?)
+        .map_err(|e| PipelineError::host(&n.host, step, e))?;
+    let path = format!("{}/kubeadm-join.yaml", kubeadm_dir(ctx));
+    node::write_file(n, &ctx.tls, &ctx.rec, step, &path, yaml.into_bytes(), 0o600).await?;
+    let cmd = Cmd::new(&[
+        "kubeadm",
+        "join",
+        "--config",
+        &path,
+        "--ignore-preflight-errors=SystemVerification",
+    ]);
+    node::run(n, &ctx.tls, &ctx.rec, step, cmd).await?;
+    if master {
+        // A joined master talks to its own apiserver.
+        node::hosts_entry(n, &ctx.tls, &ctx.rec, step, API_HOST, Some(n.ip)).await?;
+    }
+    Ok(())
+}
+
+/// The VIP load balancer's desired state: the masters' :6443.
+pub fn lb_spec(ctx: &Ctx) -> Result<LbSpec, PipelineError> {
+    let IpAddr::V4(vip) = ctx.vip else {
+        return Err(PipelineError::cluster(Step::LbSync, "the VIP must be IPv4"));
+    };
+    let mut real_servers = Vec::new();
+    for m in ctx.masters() {
+        let IpAddr::V4(ip) = m.addr.ip else {
+            return Err(PipelineError::cluster(
+                Step::LbSync,
+                format!("master {} is not IPv4", m.addr),
+            ));
+        };
+        real_servers.push(RealServer {
+            addr: SocketAddrV4::new(ip, API_PORT),
+            weight: 1,
+        });
+    }
+    let spec = LbSpec {
+        vip: SocketAddrV4::new(vip, API_PORT),
+        real_servers,
+        scheduler: Scheduler::Rr,
+        health: HealthCheck::default(),
+        backend: BackendKind::Auto,
+        version: u64::try_from(now_ms()).unwrap_or(1).max(1),
+    };
+    spec.validate()
+        .map_err(|e| PipelineError::cluster(Step::LbSync, e))?;
+    Ok(spec)
+}
+
+pub async fn lb_sync(ctx: &Ctx, n: &NodeRef, spec: &LbSpec) -> Result<(), PipelineError> {
+    let c = n.connect(&ctx.tls, Step::LbSync).await?;
+    LbClient::new(&c, std::time::Duration::from_secs(30))
+        .set(spec, ctx.rec.reporter().op())
+        .await
+        .map_err(|e| PipelineError::host(&n.host, Step::LbSync, e))?;
+    Ok(())
+}

@@ -1,0 +1,148 @@
+//! The Clusterfile in the state directory (0600: it may hold SSH secrets),
+//! written after every run with `status.phase` and a condition, success or
+//! failure; and the backup of the state directory to the masters.
+
+use ferry_shared::clusterfile::{ClusterPhase, Clusterfile, Condition, MountImage};
+use ferry_shared::pipeline::Step;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::node;
+use super::{Ctx, PipelineError};
+use crate::state::{ClusterState, write_atomic};
+
+pub const CLUSTERFILE: &str = "Clusterfile";
+/// Conditions kept in the status (oldest dropped).
+const MAX_CONDITIONS: usize = 20;
+
+pub fn load_clusterfile(state: &ClusterState) -> Result<Option<Clusterfile>, PipelineError> {
+    let p = state.dir().join(CLUSTERFILE);
+    match std::fs::read_to_string(&p) {
+        Ok(t) => Ok(Some(Clusterfile::parse(&t)?)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(PipelineError::io("reading", &p)(e)),
+    }
+}
+
+pub fn save_clusterfile(state: &ClusterState, cf: &Clusterfile) -> Result<(), PipelineError> {
+    let text = cf.to_yaml(true)?;
+    write_atomic(&state.dir().join(CLUSTERFILE), text.as_bytes(), 0o600)?;
+    Ok(())
+}
+
+fn now() -> String {
+    OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .unwrap_or_default()
+}
+
+pub fn write_status(
+    state: &ClusterState,
+    cf: &mut Clusterfile,
+    res: &Result<(), PipelineError>,
+) -> Result<(), PipelineError> {
+    let st = &mut cf.cluster.status;
+    let cond = match res {
+        Ok(()) => {
+            st.phase = Some(ClusterPhase::ClusterSuccess);
+            if cf.cluster.metadata.creation_timestamp.is_none() {
+                cf.cluster.metadata.creation_timestamp = Some(now());
+            }
+            Condition {
+                kind: "ApplyClusterSuccess".into(),
+                status: "True".into(),
+                last_heartbeat_time: Some(now()),
+                reason: "Ready".into(),
+                message: "Applied to cluster successfully".into(),
+                ..Condition::default()
+            }
+        }
+        Err(e) => {
+            st.phase = Some(ClusterPhase::ClusterFailed);
+            Condition {
+                kind: "ApplyClusterError".into(),
+                status: "False".into(),
+                last_heartbeat_time: Some(now()),
+                reason: "Apply Cluster".into(),
+                message: e.to_string(),
+                ..Condition::default()
+            }
+        }
+    };
+    let st = &mut cf.cluster.status;
+    st.conditions.push(cond);
+    if st.conditions.len() > MAX_CONDITIONS {
+        let drop = st.conditions.len() - MAX_CONDITIONS;
+        st.conditions.drain(..drop);
+    }
+    save_clusterfile(state, cf)
+}
+
+/// `status.mounts` from the loaded images.
+pub fn set_mounts(cf: &mut Clusterfile, ctx: &Ctx) {
+    cf.cluster.status.mounts = ctx
+        .images
+        .iter()
+        .map(|i| {
+            let (env, _) = ferry_shared::image::parse_env_list(&i.config.env);
+            MountImage {
+                name: i
+                    .config
+                    .name
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+                kind: i.config.image_type().as_str().to_string(),
+                image_name: i.config.name.clone(),
+                mount_point: i.root.display().to_string(),
+                env,
+                labels: i.config.labels.clone(),
+                cmd: i.config.cmd.clone(),
+                entrypoint: i.config.entrypoint.clone(),
+            }
+        })
+        .collect();
+}
+
+/// Small state files (Clusterfile, inventory, PKI, etc/) to every master's
+/// `<data>/backup` (sealos keeps a copy of its state on the masters).
+pub async fn backup(ctx: &Ctx) -> Result<(), PipelineError> {
+    let mut files = Vec::new();
+    let root = ctx.state.dir();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).map_err(PipelineError::io("reading", &d))? {
+            let p = e.map_err(PipelineError::io("reading", &d))?.path();
+            let rel = p
+                .strip_prefix(root)
+                .unwrap_or(&p)
+                .to_string_lossy()
+                .into_owned();
+            if rel == "mounts" || rel.ends_with(".jsonl") || rel.contains(".tmp") {
+                continue;
+            }
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.is_file() {
+                let data = std::fs::read(&p).map_err(PipelineError::io("reading", &p))?;
+                files.push((rel, data, 0o600));
+            }
+        }
+    }
+    let dir = format!("{}/backup", ctx.data_dir);
+    for m in ctx.masters() {
+        if let Some(n) = ctx.node(m) {
+            ctx.rec
+                .step_event(Step::Backup, &n.host, ferry_shared::EventKind::Started, "");
+            node::write_tree(n, &ctx.tls, &ctx.rec, Step::Backup, &dir, &files).await?;
+            ctx.rec.step_event(
+                Step::Backup,
+                &n.host,
+                ferry_shared::EventKind::Finished,
+                &format!("{} files", files.len()),
+            );
+        }
+    }
+    Ok(())
+}
