@@ -71,8 +71,7 @@ log "tree $TREE_BYTES bytes, zstd-3 $ZBYTES bytes, physical limit ${LIMIT}s at $
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
 
-export HOME=$WORK/home FERRY_HOME=$WORK/home/.ferry FERRY_AGENT_BIN=$AGENT
-mkdir -p "$HOME"
+export FERRY_AGENT_BIN=$AGENT
 bastion() { ip netns exec "$NAME-bastion" "$@"; }
 ferry() { bastion "$FERRY" "$@"; }
 
@@ -111,11 +110,15 @@ for N in $NODES; do
   log "N=$N: testbed up"
   "$TESTBED" down --name "$NAME" >/dev/null 2>&1 || true
   "$TESTBED" up "$N" --name "$NAME" >/dev/null
+  # Fresh known_hosts and cluster state: every testbed has new host keys.
+  export HOME=$WORK/home-$N FERRY_HOME=$WORK/home-$N/.ferry
+  mkdir -p "$HOME"
   KEY=$(sed -n 's/.*"key_path": "\([^"]*\)".*/\1/p' "/run/ferry-testbed/$NAME/testbed.json")
   IPLIST=()
   for i in $(seq 1 "$N"); do IPLIST+=("10.77.0.$((10 + i))"); done
   IPS=$(IFS=,; echo "${IPLIST[*]}")
-  ferry agent install --masters "$IPS" -p "$PW" >/dev/null 2>&1
+  ferry agent install --masters "$IPS" -p "$PW" >"$WORK/install.log" 2>&1 || {
+    cat "$WORK/install.log" >&2; exit 1; }
   "$TESTBED" shape "$NAME" bastion "$MBIT"
   for i in $(seq 1 "$N"); do "$TESTBED" shape "$NAME" "$i" "$MBIT"; done
 
