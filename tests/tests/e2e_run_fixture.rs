@@ -1,0 +1,267 @@
+//! `ferry run` of the fixture cluster image (`packaging/fixtures/`: the
+//! labring/kubernetes layout with the real registry and the strict
+//! kubeadm/kubelet TEST FIXTURES) on the testbed: 1 master + 2 workers.
+//! Every fixture check passes (their JSON log on each node), the registry
+//! answers as `sealos.hub:5000` from every node, workers joined through the
+//! VIP, the Clusterfile says ClusterSuccess; then `reset` leaves no ferry
+//! files, hosts entries or listening ports. Prints `RUN-MEASURE` lines.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{Bastion, ferry_bin, stderr};
+use ferry_tests::testbed::{Testbed, TestbedConfig};
+use serde_json::Value;
+
+/// Stages the fixture image next to the built binaries.
+fn stage(out: &Path) -> PathBuf {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let bins = std::env::var_os("KUBE_FIXTURE_BIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| ferry_bin().parent().unwrap().to_path_buf());
+    let dst = out.join("kubernetes");
+    let st = Command::new("bash")
+        .arg(repo.join("packaging/fixtures/build-kubernetes.sh"))
+        .arg(&dst)
+        .env("KUBE_FIXTURE_BIN_DIR", &bins)
+        .status()
+        .unwrap();
+    assert!(st.success(), "staging the fixture image failed");
+    dst
+}
+
+fn fixture_log(tb: &Testbed, i: usize) -> Vec<Value> {
+    let text = tb
+        .exec_ok(
+            i,
+            &[
+                "sh",
+                "-c",
+                "cat /var/log/kubeadm-fixture.log 2>/dev/null; true",
+            ],
+        )
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn timings(ev: &[Value]) -> String {
+    let e = ev
+        .iter()
+        .rev()
+        .find(|e| {
+            e["phase"] == "run"
+                && e["node"] == ""
+                && e["message"].as_str().unwrap_or("").starts_with("timings")
+        })
+        .unwrap();
+    format!("total_ms={} {}", e["counters"]["duration_ms"], e["message"])
+}
+
+#[test]
+fn run_fixture_image_one_master_two_workers_then_reset() {
+    let tb = Testbed::up(TestbedConfig::nodes(3)).expect("testbed up");
+    let b = Bastion::new(&tb);
+    let ip: Vec<String> = tb.nodes().iter().map(|n| n.ip.to_string()).collect();
+    let work = tempfile::tempdir().unwrap();
+    let image = stage(work.path());
+    let image = image.to_str().unwrap();
+    let pw = tb.password("root").unwrap();
+    let nodes = format!("{},{}", ip[1], ip[2]);
+    let args = [
+        "run",
+        image,
+        "--masters",
+        &ip[0],
+        "--nodes",
+        &nodes,
+        "-p",
+        pw,
+    ];
+
+    let (out, ev) = b.ferry_json(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    println!("RUN-MEASURE fixture 1+2 {}", timings(&ev));
+
+    let state = b.home().join(".ferry/default");
+    let cf = std::fs::read_to_string(state.join("Clusterfile")).unwrap();
+    assert!(cf.contains("phase: ClusterSuccess"), "{cf}");
+
+    for i in 0..3 {
+        let log = fixture_log(&tb, i);
+        assert!(!log.is_empty(), "node {i}: no fixture log");
+        for l in &log {
+            assert_eq!(l["ok"], true, "node {i}: fixture check failed: {l}");
+        }
+        let cmds: Vec<&str> = log.iter().filter_map(|l| l["command"].as_str()).collect();
+        if i == 0 {
+            assert!(cmds.iter().any(|c| c.starts_with("init")), "{cmds:?}");
+        } else {
+            let join = log
+                .iter()
+                .find(|l| l["command"].as_str().unwrap_or("").starts_with("join"))
+                .unwrap();
+            assert_eq!(
+                join["endpoint"], "10.103.97.2:6443",
+                "worker {i} joined around the VIP: {join}"
+            );
+        }
+        let reg = tb
+            .exec(
+                i,
+                &[
+                    "curl",
+                    "-s",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}",
+                    "http://sealos.hub:5000/v2/",
+                ],
+            )
+            .unwrap();
+        let code = String::from_utf8_lossy(&reg.stdout).to_string();
+        assert!(
+            code == "200" || code == "401",
+            "registry via sealos.hub:5000 from node {i}: {code}"
+        );
+    }
+
+    // A re-run is a no-op per the journal.
+    let (out, ev) = b.ferry_json(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    println!("RUN-MEASURE fixture 1+2 re-run {}", timings(&ev));
+    let redone: Vec<&Value> = ev
+        .iter()
+        .filter(|e| e["phase"] == "run" && e["node"] != "" && e["kind"] == "started")
+        .filter(|e| !e["message"].as_str().unwrap().starts_with("backup"))
+        .collect();
+    assert!(redone.is_empty(), "re-run redid: {redone:?}");
+
+    let out = b.ferry(&["reset", "-p", pw]);
+    assert!(out.status.success(), "{}", common::stdout(&out));
+    for i in 0..3 {
+        let left = tb
+            .exec_ok(i, &["sh", "-c", "ls -d /var/lib/ferry /usr/bin/kubeadm /usr/bin/kubelet /usr/bin/registry /etc/kubernetes /var/lib/registry 2>/dev/null; grep '# ferry' /etc/hosts; true"])
+            .unwrap();
+        assert!(left.trim().is_empty(), "node {i} keeps: {left}");
+        let ports = tb
+            .exec_ok(i, &["sh", "-c", "ss -Hltn | awk '{print $4}'"])
+            .unwrap();
+        let ours: Vec<&str> = ports.lines().filter(|l| !l.ends_with(":22")).collect();
+        assert!(ours.is_empty(), "node {i} still listens on {ours:?}");
+    }
+}
+
+fn clean_node(tb: &Testbed, i: usize) {
+    let left = tb
+        .exec_ok(i, &["sh", "-c", "ls -d /var/lib/ferry/data /usr/bin/kubeadm /usr/bin/kubelet /etc/kubernetes 2>/dev/null; grep '# ferry' /etc/hosts; true"])
+        .unwrap();
+    assert!(left.trim().is_empty(), "node {i} keeps: {left}");
+}
+
+fn joined(tb: &Testbed, i: usize) -> bool {
+    fixture_log(tb, i)
+        .iter()
+        .any(|l| l["ok"] == true && l["command"].as_str().unwrap_or("").starts_with("join"))
+}
+
+#[test]
+fn run_fixture_three_masters_two_workers_add_delete_apply() {
+    let tb = Testbed::up(TestbedConfig::nodes(6)).expect("testbed up");
+    let b = Bastion::new(&tb);
+    let ip: Vec<String> = tb.nodes().iter().map(|n| n.ip.to_string()).collect();
+    let work = tempfile::tempdir().unwrap();
+    let image = stage(work.path());
+    let image = image.to_str().unwrap();
+    let pw = tb.password("root").unwrap();
+    let masters = ip[..3].join(",");
+    let nodes = format!("{},{}", ip[3], ip[4]);
+    let (out, ev) = b.ferry_json(&[
+        "run",
+        image,
+        "--masters",
+        &masters,
+        "--nodes",
+        &nodes,
+        "-p",
+        pw,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    println!("RUN-MEASURE fixture 3+2 {}", timings(&ev));
+    let state = b.home().join(".ferry/default");
+    let cf = std::fs::read_to_string(state.join("Clusterfile")).unwrap();
+    assert!(cf.contains("phase: ClusterSuccess"));
+    for i in 0..5 {
+        for l in fixture_log(&tb, i) {
+            assert_eq!(l["ok"], true, "node {i}: {l}");
+        }
+        if i > 0 {
+            assert!(joined(&tb, i), "node {i} did not join");
+        }
+    }
+
+    // delete a worker, then add it back.
+    let out = b.ferry(&["delete", "--nodes", &ip[4], "--force"]);
+    assert!(out.status.success(), "{}", common::stdout(&out));
+    clean_node(&tb, 4);
+    let (out, ev) = b.ferry_json(&["add", "--nodes", &ip[4], "-p", pw]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(joined(&tb, 4));
+    // add touched only the new host (plus LB checks): masters were skipped.
+    let redone: Vec<&Value> = ev
+        .iter()
+        .filter(|e| e["phase"] == "run" && e["kind"] == "started" && e["node"] == ip[0].as_str())
+        .filter(|e| !e["message"].as_str().unwrap().starts_with("backup"))
+        .collect();
+    assert!(redone.is_empty(), "add redid master0 steps: {redone:?}");
+
+    // delete a master: workers' LB re-synced to the two left.
+    let out = b.ferry(&["delete", "--masters", &ip[2], "--force"]);
+    assert!(out.status.success(), "{}", common::stdout(&out));
+    clean_node(&tb, 2);
+    let (out, ev) = b.ferry_json(&["lb", "status"]);
+    assert!(out.status.success());
+    let st = ev.iter().filter(|e| e["phase"] == "load-balancer").count();
+    assert!(st >= 2, "{ev:?}");
+    // master0 cannot be deleted.
+    let out = b.ferry(&["delete", "--masters", &ip[0], "--force"]);
+    assert_eq!(out.status.code(), Some(2));
+
+    // apply: one worker added (ip5) and one removed (ip3) in the same file.
+    let mut text = std::fs::read_to_string(state.join("Clusterfile")).unwrap();
+    text = text
+        .lines()
+        .map(|l| {
+            let item = l.trim().trim_start_matches("- ");
+            if item == ip[3] || item == format!("{}:22", ip[3]) {
+                l.replace(item, &ip[5])
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let file = work.path().join("Clusterfile");
+    std::fs::write(&file, &text).unwrap();
+    let out = b.ferry(&["apply", "-f", file.to_str().unwrap(), "--dry-run"]);
+    assert!(out.status.success());
+    let plan = common::stdout(&out);
+    assert!(plan.contains("remove") && plan.contains("add"), "{plan}");
+    let out = b.ferry(&["apply", "-f", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    clean_node(&tb, 3);
+    assert!(joined(&tb, 5));
+
+    let out = b.ferry(&["reset", "-p", pw]);
+    assert!(out.status.success(), "{}", common::stdout(&out));
+    for i in 0..6 {
+        clean_node(&tb, i);
+    }
+}
