@@ -1,19 +1,66 @@
 //! The node's chunk cache: raw chunk bytes keyed by sha256 under
 //! `<dir>/chunks/<h[..2]>/<h>`, written through a temp file + rename.
 //! Bounded: [`ChunkCache::trim`] evicts the oldest entries beyond the limit.
-//! Every read verifies the hash; a corrupt entry is removed.
+//!
+//! Invariant (verify once): every chunk is hashed exactly once on its way
+//! in — on arrival (`store_chunk`) or when read from the local tree
+//! (`read_local`) — before [`ChunkCache::put`] stores it. `put` records the
+//! stored file's stamp (device, inode, size, mtime, ctime, taken from the
+//! written descriptor after the rename). [`ChunkCache::get`] skips the hash
+//! only when this process stored/verified that entry and the file's stamp,
+//! taken from the open descriptor before *and* after the read, still equals
+//! the recorded one. Anything else — entries from a previous run or another
+//! process, files rewritten, replaced, touched or chmod-ed since (any write
+//! changes ctime, which user space cannot set back) — is hashed on read,
+//! and a corrupt entry is removed. The stamp set is per process and bounded
+//! ([`MAX_TRUSTED`]); past the bound, reads simply verify again.
+//! Limit: file times have the kernel's timestamp granularity (a tick on
+//! older kernels), so a same-size in-place rewrite by another root process
+//! within that tick of the stamp would go unnoticed; the cache directory is
+//! private to the agent, which alone writes it.
 
-use std::io::Write;
+use std::collections::HashMap;
+use std::fs::{File, Metadata};
+use std::io::{Read, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use ferry_shared::transfer::ChunkHash;
 
 use super::TransferError;
 
+/// Entries whose verification is remembered (about 80 bytes each).
+pub const MAX_TRUSTED: usize = 1 << 18;
+
+/// What identifies one version of a cache file on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Stamp {
+    fn of(m: &Metadata) -> Self {
+        Self {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.len(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ChunkCache {
     dir: PathBuf,
     max_bytes: u64,
+    /// Entries verified by this process, by the stamp they had then.
+    trusted: Arc<Mutex<HashMap<ChunkHash, Stamp>>>,
 }
 
 fn io(path: &Path, what: &'static str) -> impl FnOnce(std::io::Error) -> TransferError {
@@ -23,7 +70,22 @@ fn io(path: &Path, what: &'static str) -> impl FnOnce(std::io::Error) -> Transfe
 
 impl ChunkCache {
     pub fn new(dir: PathBuf, max_bytes: u64) -> Self {
-        Self { dir, max_bytes }
+        Self {
+            dir,
+            max_bytes,
+            trusted: Arc::default(),
+        }
+    }
+
+    fn trusted(&self) -> std::sync::MutexGuard<'_, HashMap<ChunkHash, Stamp>> {
+        self.trusted.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn trust(&self, h: &ChunkHash, s: Stamp) {
+        let mut t = self.trusted();
+        if t.len() < MAX_TRUSTED || t.contains_key(h) {
+            t.insert(*h, s);
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -40,6 +102,7 @@ impl ChunkCache {
         std::fs::metadata(self.path(h)).is_ok_and(|m| m.is_file() && m.len() == len)
     }
 
+    /// Stores `data`, which the caller has verified hashes to `h`.
     pub fn put(&self, h: &ChunkHash, data: &[u8]) -> Result<(), TransferError> {
         let dst = self.path(h);
         let tmp_dir = self.dir.join("tmp");
@@ -49,22 +112,49 @@ impl ChunkCache {
         let tmp = tmp_dir.join(format!("{}.{}", h.hex(), super::unique_suffix()));
         let mut f = std::fs::File::create(&tmp).map_err(io(&tmp, "create cache temp"))?;
         f.write_all(data).map_err(io(&tmp, "write cache temp"))?;
-        drop(f);
-        std::fs::rename(&tmp, &dst).map_err(io(&dst, "store cache entry"))
+        std::fs::rename(&tmp, &dst).map_err(io(&dst, "store cache entry"))?;
+        // Stamped after the rename (which may update ctime), from the
+        // descriptor written: exactly the inode holding `data`.
+        let md = f.metadata().map_err(io(&dst, "stat cache entry"))?;
+        if md.len() == data.len() as u64 {
+            self.trust(h, Stamp::of(&md));
+        }
+        Ok(())
     }
 
-    /// Reads and verifies an entry; a corrupt one is removed.
+    /// Reads an entry, verifying its hash unless this process verified
+    /// this very file version (see the module's invariant); a corrupt
+    /// entry is removed.
     pub fn get(&self, h: &ChunkHash) -> Result<Vec<u8>, TransferError> {
         let p = self.path(h);
-        let data = std::fs::read(&p).map_err(io(&p, "read cache entry"))?;
+        let mut f = File::open(&p).map_err(io(&p, "read cache entry"))?;
+        let before = Stamp::of(&f.metadata().map_err(io(&p, "stat cache entry"))?);
+        let mut data = Vec::with_capacity(usize::try_from(before.len).unwrap_or(0));
+        f.read_to_end(&mut data)
+            .map_err(io(&p, "read cache entry"))?;
+        let after = Stamp::of(&f.metadata().map_err(io(&p, "stat cache entry"))?);
+        let stable = before == after && data.len() as u64 == after.len;
+        if stable && self.trusted().get(h) == Some(&after) {
+            return Ok(data);
+        }
         if ChunkHash::of(&data) != *h {
+            self.trusted().remove(h);
             let _ = std::fs::remove_file(&p);
             return Err(TransferError::Corrupt {
                 path: p,
                 hash: h.hex(),
             });
         }
+        if stable {
+            self.trust(h, after);
+        }
         Ok(data)
+    }
+
+    /// Whether a read of `h` would skip hashing (tests).
+    #[cfg(test)]
+    fn is_trusted(&self, h: &ChunkHash) -> bool {
+        std::fs::metadata(self.path(h)).is_ok_and(|m| self.trusted().get(h) == Some(&Stamp::of(&m)))
     }
 
     /// Evicts the oldest entries until the cache holds at most its limit.
@@ -117,6 +207,7 @@ mod tests {
         c.put(&h, b"hello").unwrap();
         assert!(c.has(&h, 5) && !c.has(&h, 4));
         assert_eq!(c.get(&h).unwrap(), b"hello");
+        std::thread::sleep(std::time::Duration::from_millis(30)); // timestamp tick
         std::fs::write(c.path(&h), b"HELLO").unwrap();
         assert!(c.get(&h).unwrap_err().to_string().contains("corrupt"));
         assert!(!c.has(&h, 5), "corrupt entry removed");
@@ -124,5 +215,36 @@ mod tests {
             c.put(&ChunkHash::of(s), s).unwrap();
         }
         assert_eq!(c.trim().unwrap(), 12);
+    }
+
+    #[test]
+    fn verified_once_then_trusted_until_the_file_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = ChunkCache::new(dir.path().to_path_buf(), 1 << 20);
+        let h = ChunkHash::of(b"payload");
+        c.put(&h, b"payload").unwrap();
+        assert!(c.is_trusted(&h), "stored by this process: trusted");
+        assert_eq!(c.get(&h).unwrap(), b"payload");
+        // Same length, different bytes, written behind the cache's back:
+        // the ctime/mtime change, so the read hashes and catches it.
+        std::thread::sleep(std::time::Duration::from_millis(30)); // timestamp tick
+        std::fs::write(c.path(&h), b"PAYLOAD").unwrap();
+        assert!(!c.is_trusted(&h));
+        assert!(c.get(&h).unwrap_err().to_string().contains("corrupt"));
+        assert!(!c.has(&h, 7));
+        // An entry left by a previous run (another process) is verified on
+        // first read, then trusted.
+        let h2 = ChunkHash::of(b"old run");
+        c.put(&h2, b"old run").unwrap();
+        let fresh = ChunkCache::new(dir.path().to_path_buf(), 1 << 20);
+        assert!(!fresh.is_trusted(&h2));
+        assert_eq!(fresh.get(&h2).unwrap(), b"old run");
+        assert!(fresh.is_trusted(&h2));
+        // Replaced by another inode with the right content: verified again.
+        let tmp = dir.path().join("x");
+        std::fs::write(&tmp, b"old run").unwrap();
+        std::fs::rename(&tmp, fresh.path(&h2)).unwrap();
+        assert!(!fresh.is_trusted(&h2));
+        assert_eq!(fresh.get(&h2).unwrap(), b"old run");
     }
 }

@@ -21,7 +21,7 @@ use tonic::transport::Channel;
 
 use super::TransferError;
 use super::session::{ACK_IDLE, NodeStats, Progress, WINDOW, client, commit, idle, plan, rpc};
-use super::source::{Source, load_chunk};
+use super::source::{Loads, Source};
 
 /// Repair rounds after the first relay round.
 const MAX_ROUNDS: usize = 4;
@@ -218,31 +218,37 @@ async fn round(
                     return Ok(stats);
                 }
             }
-            for h in order {
-                let Ok(permit) = credits.acquire().await else {
-                    return Ok(stats);
+            // Reads + compression run in parallel (bounded by `Loads`,
+            // fewer than WINDOW, so a sent chunk always holds a credit).
+            let mut order = order.into_iter();
+            let mut loads = Loads::new();
+            loop {
+                while loads.has_room() {
+                    let Some(h) = order.next() else { break };
+                    let Ok(permit) = credits.acquire().await else {
+                        return Ok(stats);
+                    };
+                    permit.forget();
+                    let loc =
+                        src.chunks
+                            .get(&h)
+                            .cloned()
+                            .ok_or_else(|| TransferError::Protocol {
+                                endpoint: String::new(),
+                                detail: format!("chunk {h} is not in the manifest"),
+                            })?;
+                    loads.start(h, loc);
+                }
+                let Some(loaded) = loads.next().await else {
+                    break;
                 };
-                permit.forget();
-                let loc = src
-                    .chunks
-                    .get(&h)
-                    .cloned()
-                    .ok_or_else(|| TransferError::Protocol {
-                        endpoint: String::new(),
-                        detail: format!("chunk {h} is not in the manifest"),
-                    })?;
-                let raw_len = loc.len;
-                let (zstd, data) = tokio::task::spawn_blocking(move || load_chunk(&loc, &h))
-                    .await
-                    .map_err(|e| TransferError::Protocol {
-                        endpoint: String::new(),
-                        detail: e.to_string(),
-                    })??;
-                let wire_len = data.len() as u32;
+                let l = loaded?;
+                let (h, raw_len) = (l.hash, l.raw_len);
+                let wire_len = l.data.len() as u32;
                 wire.lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .insert(h, wire_len);
-                let encoding = if zstd {
+                let encoding = if l.zstd {
                     pb::ChunkEncoding::Zstd
                 } else {
                     pb::ChunkEncoding::Raw
@@ -251,7 +257,7 @@ async fn round(
                     hash: h.0.to_vec(),
                     raw_len,
                     encoding: encoding as i32,
-                    data,
+                    data: l.data,
                     needed_by: needs.get(&h).map(|n| n.0.clone()).unwrap_or_default(),
                 };
                 if tx

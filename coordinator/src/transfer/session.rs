@@ -14,10 +14,12 @@ use tonic::transport::Channel;
 
 use super::TransferError;
 use super::convert;
-use super::source::{Source, load_chunk};
+use super::source::{Loads, Source};
 
 /// Chunks in flight (sent, not yet acknowledged) per node.
 pub const WINDOW: usize = 8;
+// Every started load holds a credit until sent: keep one free for acks.
+const _: () = assert!(super::source::MAX_LOADS < WINDOW);
 /// Manifest entries per Plan message.
 const BATCH: usize = 512;
 /// How long Plan, an ack or Commit may take before the node is declared gone.
@@ -240,30 +242,35 @@ async fn push(
             {
                 return Ok(());
             }
-            for (h, loc) in wanted {
-                // Closed only when the receiver is gone.
-                let Ok(permit) = credits.acquire().await else {
-                    return Ok(());
+            // Reads + compression run in parallel (bounded by `Loads`,
+            // fewer than WINDOW, so a sent chunk always holds a credit).
+            let mut wanted = wanted.into_iter();
+            let mut loads = Loads::new();
+            loop {
+                while loads.has_room() {
+                    let Some((h, loc)) = wanted.next() else { break };
+                    // Closed only when the receiver is gone.
+                    let Ok(permit) = credits.acquire().await else {
+                        return Ok(());
+                    };
+                    permit.forget();
+                    loads.start(h, loc);
+                }
+                let Some(loaded) = loads.next().await else {
+                    break;
                 };
-                permit.forget();
-                let raw_len = loc.len;
-                let (zstd, data) = tokio::task::spawn_blocking(move || load_chunk(&loc, &h))
-                    .await
-                    .map_err(|e| TransferError::Protocol {
-                        endpoint: String::new(),
-                        detail: e.to_string(),
-                    })??;
-                wire.fetch_add(data.len() as u64, Ordering::Relaxed);
-                let encoding = if zstd {
+                let l = loaded?;
+                wire.fetch_add(l.data.len() as u64, Ordering::Relaxed);
+                let encoding = if l.zstd {
                     pb::ChunkEncoding::Zstd
                 } else {
                     pb::ChunkEncoding::Raw
                 };
                 let chunk = pb::Chunk {
-                    hash: h.0.to_vec(),
-                    raw_len,
+                    hash: l.hash.0.to_vec(),
+                    raw_len: l.raw_len,
                     encoding: encoding as i32,
-                    data,
+                    data: l.data,
                     needed_by: Vec::new(),
                 };
                 if tx

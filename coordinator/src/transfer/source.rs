@@ -252,6 +252,76 @@ pub fn load_chunk(loc: &ChunkLoc, want: &ChunkHash) -> Result<(bool, Vec<u8>), T
     })
 }
 
+/// Loads running at once per stream, whatever the core count.
+pub const MAX_LOADS: usize = 4;
+
+/// A chunk read back, verified and encoded for the wire.
+#[derive(Debug)]
+pub struct Loaded {
+    pub hash: ChunkHash,
+    pub raw_len: u32,
+    pub zstd: bool,
+    pub data: Vec<u8>,
+}
+
+/// Ordered, bounded parallel [`load_chunk`]s on the blocking pool: at most
+/// [`Loads::width`] run (and are held in memory) at once, and results come
+/// out in the order they were started.
+#[derive(Debug)]
+pub struct Loads {
+    width: usize,
+    running: std::collections::VecDeque<tokio::task::JoinHandle<Result<Loaded, TransferError>>>,
+}
+
+impl Default for Loads {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Loads {
+    /// As wide as the machine's cores, at most [`MAX_LOADS`].
+    pub fn new() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self {
+            width: cores.clamp(1, MAX_LOADS),
+            running: std::collections::VecDeque::new(),
+        }
+    }
+
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// Whether another load may start.
+    pub fn has_room(&self) -> bool {
+        self.running.len() < self.width
+    }
+
+    pub fn start(&mut self, hash: ChunkHash, loc: ChunkLoc) {
+        self.running.push_back(tokio::task::spawn_blocking(move || {
+            let (zstd, data) = load_chunk(&loc, &hash)?;
+            Ok(Loaded {
+                hash,
+                raw_len: loc.len,
+                zstd,
+                data,
+            })
+        }));
+    }
+
+    /// The oldest load's result; `None` when nothing runs.
+    pub async fn next(&mut self) -> Option<Result<Loaded, TransferError>> {
+        let h = self.running.pop_front()?;
+        Some(h.await.unwrap_or_else(|e| {
+            Err(TransferError::Protocol {
+                endpoint: String::new(),
+                detail: format!("chunk reader failed: {e}"),
+            })
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
