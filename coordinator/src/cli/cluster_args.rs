@@ -10,7 +10,9 @@ use super::{AgentOpts, SshArgs};
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Cluster images: the rootfs image first, then patches and applications
-    /// (today: directories holding config.json and rootfs/).
+    /// (a directory holding config.json and rootfs/ or a staged build
+    /// context, else an image reference from the local store, pulled when
+    /// absent).
     pub images: Vec<String>,
     /// Masters: comma list of ip, ip:port or ranges a.b.c.d-a.b.c.e.
     #[arg(long, default_value = "")]

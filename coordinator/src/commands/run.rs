@@ -18,6 +18,7 @@ use crate::cli::{AgentOpts, ApplyArgs, RunArgs, SshArgs};
 use crate::client::ClientTls;
 use crate::install::{InstallCtx, LocalAgent};
 use crate::output::Reporter;
+use crate::pipeline::image_store::StoreImages;
 use crate::pipeline::images::{DirImages, ImageSource, load};
 use crate::pipeline::{Inputs, Recorder, load_clusterfile, teardown::Teardown};
 use crate::ssh::SshTarget;
@@ -157,13 +158,16 @@ pub async fn execute(
 ) -> Result<Exit, CliError> {
     let started = Instant::now();
     cf.cluster.resolved_hosts().map_err(usage)?;
+    let home = cluster.dir().parent().unwrap_or(cluster.dir());
+    let images = StoreImages::new(home);
+    images.pull_missing(&cf.cluster.spec.image).await?;
     let inp = Inputs {
         targets: targets(&cf, ssh)?,
         cf,
         cli_env,
         concurrency: opts.concurrency,
         install: install_ctx(cluster, r, ssh, opts)?,
-        images: Arc::new(DirImages) as Arc<dyn ImageSource>,
+        images: Arc::new(images) as Arc<dyn ImageSource>,
     };
     let rec = Recorder::open(cluster.dir(), r.clone())?;
     let (res, timings) = crate::pipeline::run(cluster, &rec, inp).await;

@@ -1,8 +1,8 @@
-//! The images step: each IMAGE is loaded through an [`ImageSource`] (today:
-//! an unpacked directory `IMAGE/config.json` + `IMAGE/rootfs/`; the OCI
-//! store plugs in behind the same trait), rootfs and patch images are laid
-//! into one mount (later images over earlier ones, like the overlay sealos
-//! mounts), each image's `registry/` into one registry tree, applications
+//! The images step: each IMAGE is loaded through an [`ImageSource`] (an
+//! unpacked directory `IMAGE/config.json` + `IMAGE/rootfs/` or a staged
+//! build context here; references from the OCI store in `image_store.rs`),
+//! rootfs and patch images are laid into one mount (later images over
+//! earlier ones, like the overlay sealos mounts), each image's `registry/` into one registry tree, applications
 //! into their own mounts; then `Config` documents are applied and templates
 //! rendered with the cluster env.
 //!

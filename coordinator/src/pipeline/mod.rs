@@ -15,6 +15,7 @@ mod bootstrap;
 mod ctx;
 mod distribute;
 mod error;
+pub mod image_store;
 pub mod images;
 mod journal;
 mod kube;

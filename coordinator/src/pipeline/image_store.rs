@@ -1,0 +1,156 @@
+//! Images from the local OCI store, the way sealos resolves `sealos run
+//! IMAGE`: an existing directory is used as is ([`DirImages`]); any other
+//! argument is an image reference looked up in the store the image commands
+//! use (`FERRY_DATA_ROOT` or `<ferry home>/images`), pulled from its
+//! registry first when absent ([`StoreImages::pull_missing`], with the
+//! credentials of `ferry login`; registries listed in
+//! `FERRY_INSECURE_REGISTRIES`, comma separated, are talked to like
+//! `ferry pull --insecure`), then unpacked once per manifest digest into
+//! `<ferry home>/.image-cache/<hex>/` (outside every cluster's state
+//! directory, which is backed up to the masters; shared by the clusters) with the store's hostile-entry checks.
+//! Labels, env, cmd and entrypoint come from the image config.
+//!
+//! Invariant: a cache directory `<hex>` only exists once fully unpacked
+//! (unpack into a temp sibling, then rename), so it is reused as is and the
+//! tree digest of a re-run is unchanged.
+
+use std::path::{Path, PathBuf};
+
+use ferry_shared::image::ImageConfig;
+
+use super::PipelineError;
+use super::images::{DirImages, ImageSource};
+use crate::image::unpack::UnpackOptions;
+use crate::oci::Reference;
+use crate::oci::registry::{self, AuthStore, Connection, PullOptions};
+use crate::oci::store::Store;
+
+/// Env var: registries pulled from over plain HTTP / without TLS checks.
+pub const INSECURE_ENV: &str = "FERRY_INSECURE_REGISTRIES";
+
+/// Directories as [`DirImages`], everything else from the OCI store.
+pub struct StoreImages {
+    /// The ferry home (`--home`), for the store root and registry logins.
+    home: PathBuf,
+    /// Where unpacked images are cached (`<ferry home>/.image-cache`; cluster
+    /// names cannot start with a dot).
+    cache: PathBuf,
+}
+
+fn bad(image: &str, detail: impl std::fmt::Display) -> PipelineError {
+    PipelineError::Image {
+        image: image.to_string(),
+        detail: detail.to_string(),
+    }
+}
+
+fn is_dir_image(name: &str) -> bool {
+    Path::new(name).is_dir()
+}
+
+impl StoreImages {
+    pub fn new(home: &Path) -> Self {
+        Self {
+            home: home.to_path_buf(),
+            cache: home.join(".image-cache"),
+        }
+    }
+
+    fn store(&self, image: &str) -> Result<Store, PipelineError> {
+        let root = Store::root_in(&self.home);
+        Store::open(&root).map_err(|e| bad(image, format!("opening the image store: {e}")))
+    }
+
+    /// Pulls every non-directory image of `names` that the store lacks.
+    pub async fn pull_missing(&self, names: &[String]) -> Result<(), PipelineError> {
+        let insecure: Vec<String> = std::env::var(INSECURE_ENV)
+            .unwrap_or_default()
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        for name in names.iter().filter(|n| !is_dir_image(n)) {
+            let store = self.store(name)?;
+            let found = store
+                .find(name)
+                .map_err(|e| bad(name, format!("looking it up in the image store: {e}")))?;
+            if !found.is_empty() {
+                continue;
+            }
+            let reference: Reference = name.parse().map_err(|e| {
+                bad(
+                    name,
+                    format!("not a directory and not an image reference: {e}"),
+                )
+            })?;
+            let conn = Connection {
+                registry: reference.registry.clone(),
+                insecure: insecure.contains(&reference.registry),
+                credentials: AuthStore::new(&self.home)
+                    .get(&reference.registry)
+                    .map_err(|e| bad(name, format!("reading registry credentials: {e}")))?,
+            };
+            registry::pull(&store, &conn, &reference, &PullOptions::default(), &|_| {})
+                .await
+                .map_err(|e| {
+                    bad(
+                        name,
+                        format!(
+                            "not in the image store at {} and pulling it failed: {e}",
+                            store.root().display()
+                        ),
+                    )
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Unpacks `name` into the cache (once per manifest digest).
+    fn mounted(&self, store: &Store, name: &str) -> Result<PathBuf, PipelineError> {
+        let resolved = store
+            .resolve(name, None)
+            .map_err(|e| bad(name, format!("image store: {e}")))?;
+        let hex = resolved.manifest_descriptor.digest.hex().to_string();
+        let dest = self.cache.join(&hex);
+        if dest.is_dir() {
+            return Ok(dest);
+        }
+        let tmp = self
+            .cache
+            .join(format!(".{hex}.partial-{}", std::process::id()));
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp).map_err(PipelineError::io("clearing", &tmp))?;
+        }
+        std::fs::create_dir_all(&tmp).map_err(PipelineError::io("creating", &tmp))?;
+        if let Err(e) = store.mount(name, &tmp, &UnpackOptions::default()) {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(bad(name, format!("unpacking into {}: {e}", tmp.display())));
+        }
+        match std::fs::rename(&tmp, &dest) {
+            Ok(()) => Ok(dest),
+            // Another run unpacked the same digest meanwhile.
+            Err(_) if dest.is_dir() => {
+                let _ = std::fs::remove_dir_all(&tmp);
+                Ok(dest)
+            }
+            Err(e) => Err(PipelineError::io("renaming", &tmp)(e)),
+        }
+    }
+}
+
+impl ImageSource for StoreImages {
+    fn open(&self, name: &str) -> Result<(ImageConfig, PathBuf), PipelineError> {
+        if is_dir_image(name) {
+            return DirImages.open(name);
+        }
+        let store = self.store(name)?;
+        let root = self.mounted(&store, name)?;
+        let mut config = store
+            .image_config(name)
+            .map_err(|e| bad(name, format!("image store: {e}")))?;
+        // Named as the user wrote it, like directory images (Config docs
+        // and the Clusterfile refer to it that way).
+        config.name = name.to_string();
+        Ok((config, root))
+    }
+}
