@@ -1,6 +1,14 @@
 //! The sending side's view of a tree: walk SRC (never following symlinks),
 //! hash every file chunk by chunk (streaming, one chunk in memory), and
 //! remember where each chunk can be read back.
+//!
+//! Invariant (hash once): a chunk is hashed by the walk; [`load_chunk`]
+//! hashes it again only when its file's stamp (device, inode, size, mtime,
+//! ctime), taken from the descriptor before and after the walk's read and
+//! again before and after the load's read, is not the same throughout —
+//! then a mismatch is reported as a source change. Agents verify every
+//! chunk on arrival regardless, so a change this misses (a same-size
+//! rewrite within one timestamp tick) is refused there, never stored.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -17,6 +25,31 @@ pub struct ChunkLoc {
     pub path: PathBuf,
     pub offset: u64,
     pub len: u32,
+    /// The file's stamp while the walk hashed it, if it held still.
+    pub stamp: Option<FileStamp>,
+}
+
+/// What identifies one version of a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl FileStamp {
+    fn of(f: &std::fs::File) -> Option<Self> {
+        let m = f.metadata().ok()?;
+        Some(Self {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.len(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -196,7 +229,9 @@ impl Walk {
 
     fn hash(&mut self, path: &Path) -> Result<Vec<ChunkHash>, TransferError> {
         let mut f = std::fs::File::open(path).map_err(io(path, "open"))?;
+        let before = FileStamp::of(&f);
         let mut out = Vec::new();
+        let mut fresh = Vec::new();
         let mut offset = 0u64;
         loop {
             let n = read_full(&mut f, &mut self.buf).map_err(io(path, "read"))?;
@@ -204,15 +239,27 @@ impl Walk {
                 break;
             }
             let h = ChunkHash::of(&self.buf[..n]);
-            self.chunks.entry(h).or_insert_with(|| ChunkLoc {
-                path: path.to_path_buf(),
-                offset,
-                len: n as u32,
+            self.chunks.entry(h).or_insert_with(|| {
+                fresh.push(h);
+                ChunkLoc {
+                    path: path.to_path_buf(),
+                    offset,
+                    len: n as u32,
+                    stamp: None,
+                }
             });
             out.push(h);
             offset += n as u64;
             if n < self.chunk_size as usize {
                 break;
+            }
+        }
+        let after = FileStamp::of(&f);
+        if before.is_some() && before == after {
+            for h in fresh {
+                if let Some(loc) = self.chunks.get_mut(&h) {
+                    loc.stamp = after;
+                }
             }
         }
         Ok(out)
@@ -232,16 +279,19 @@ fn read_full(f: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(n)
 }
 
-/// Reads a chunk back, verifies it and compresses it with zstd (raw when
-/// compression does not help). Returns (encoding is zstd, bytes).
+/// Reads a chunk back, verifies it (by stamp, else by hash: see the
+/// module's invariant) and compresses it with zstd (raw when compression
+/// does not help). Returns (encoding is zstd, bytes).
 pub fn load_chunk(loc: &ChunkLoc, want: &ChunkHash) -> Result<(bool, Vec<u8>), TransferError> {
     use std::io::{Seek, SeekFrom};
     let mut f = std::fs::File::open(&loc.path).map_err(io(&loc.path, "open"))?;
+    let before = FileStamp::of(&f);
     f.seek(SeekFrom::Start(loc.offset))
         .map_err(io(&loc.path, "seek"))?;
     let mut buf = vec![0u8; loc.len as usize];
     let n = read_full(&mut f, &mut buf).map_err(io(&loc.path, "read"))?;
-    if n != buf.len() || ChunkHash::of(&buf) != *want {
+    let unchanged = loc.stamp.is_some() && before == loc.stamp && FileStamp::of(&f) == loc.stamp;
+    if n != buf.len() || (!unchanged && ChunkHash::of(&buf) != *want) {
         return Err(TransferError::SourceChanged(loc.path.clone()));
     }
     let z = zstd::bulk::compress(&buf, 3).map_err(io(&loc.path, "compress"))?;
@@ -355,6 +405,14 @@ mod tests {
             bytes.len() < 10_000 - 2 * MIN_CHUNK_SIZE as usize,
             "compressed"
         );
+        assert!(s.chunks[&chunks[0]].stamp.is_some(), "walked a still file");
+        // Same size, other bytes, a tick later: the stamp catches it.
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        let mut other = data.clone();
+        other[0] ^= 1;
+        std::fs::write(root.join("a/f"), &other).unwrap();
+        let e = load_chunk(&s.chunks[&chunks[0]], &chunks[0]).unwrap_err();
+        assert!(e.to_string().contains("changed while"), "{e}");
         std::fs::write(root.join("a/f"), b"changed").unwrap();
         let e = load_chunk(&s.chunks[&chunks[0]], &chunks[0]).unwrap_err();
         assert!(e.to_string().contains("changed while"), "{e}");
