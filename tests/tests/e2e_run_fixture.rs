@@ -10,46 +10,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-use common::{Bastion, ferry_bin, stderr};
+use common::{Bastion, fixture_log, stage_fixture_image, stderr};
 use ferry_tests::testbed::{Testbed, TestbedConfig};
 use serde_json::Value;
-
-/// Stages the fixture image next to the built binaries.
-fn stage(out: &Path) -> PathBuf {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let bins = std::env::var_os("KUBE_FIXTURE_BIN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| ferry_bin().parent().unwrap().to_path_buf());
-    let dst = out.join("kubernetes");
-    let st = Command::new("bash")
-        .arg(repo.join("packaging/fixtures/build-kubernetes.sh"))
-        .arg(&dst)
-        .env("KUBE_FIXTURE_BIN_DIR", &bins)
-        .status()
-        .unwrap();
-    assert!(st.success(), "staging the fixture image failed");
-    dst
-}
-
-fn fixture_log(tb: &Testbed, i: usize) -> Vec<Value> {
-    let text = tb
-        .exec_ok(
-            i,
-            &[
-                "sh",
-                "-c",
-                "cat /var/log/kubeadm-fixture.log 2>/dev/null; true",
-            ],
-        )
-        .unwrap();
-    text.lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
 
 fn timings(ev: &[Value]) -> String {
     let e = ev
@@ -70,7 +33,7 @@ fn run_fixture_image_one_master_two_workers_then_reset() {
     let b = Bastion::new(&tb);
     let ip: Vec<String> = tb.nodes().iter().map(|n| n.ip.to_string()).collect();
     let work = tempfile::tempdir().unwrap();
-    let image = stage(work.path());
+    let image = stage_fixture_image(work.path());
     let image = image.to_str().unwrap();
     let pw = tb.password("root").unwrap();
     let nodes = format!("{},{}", ip[1], ip[2]);
@@ -178,7 +141,7 @@ fn run_fixture_three_masters_two_workers_add_delete_apply() {
     let b = Bastion::new(&tb);
     let ip: Vec<String> = tb.nodes().iter().map(|n| n.ip.to_string()).collect();
     let work = tempfile::tempdir().unwrap();
-    let image = stage(work.path());
+    let image = stage_fixture_image(work.path());
     let image = image.to_str().unwrap();
     let pw = tb.password("root").unwrap();
     let masters = ip[..3].join(",");

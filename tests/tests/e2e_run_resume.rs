@@ -8,28 +8,11 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
-use common::{Bastion, ferry_bin, stderr};
+use common::{Bastion, stage_fixture_image, stderr};
 use ferry_tests::testbed::{Testbed, TestbedConfig};
 use serde_json::Value;
-
-fn stage(out: &Path) -> PathBuf {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let bins = std::env::var_os("KUBE_FIXTURE_BIN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| ferry_bin().parent().unwrap().to_path_buf());
-    let dst = out.join("kubernetes");
-    let st = Command::new("bash")
-        .arg(repo.join("packaging/fixtures/build-kubernetes.sh"))
-        .arg(&dst)
-        .env("KUBE_FIXTURE_BIN_DIR", &bins)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    dst
-}
 
 /// (host, step) of every per-host step that finished (not skipped).
 fn finished(ev: &[Value]) -> BTreeSet<(String, String)> {
@@ -49,7 +32,7 @@ fn run_killed_during_distribution_resumes_without_redoing_steps() {
     let b = Bastion::new(&tb);
     let ip: Vec<String> = tb.nodes().iter().map(|n| n.ip.to_string()).collect();
     let work = tempfile::tempdir().unwrap();
-    let image = stage(work.path());
+    let image = stage_fixture_image(work.path());
     let pw = tb.password("root").unwrap();
     let nodes = format!("{},{}", ip[1], ip[2]);
     let args = [

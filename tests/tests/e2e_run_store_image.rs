@@ -10,49 +10,15 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 use std::time::Instant;
 
-use common::{Bastion, ferry_bin, json_lines, stderr};
+use common::{Bastion, fixture_log, json_lines, stage_fixture_image, stderr};
 use ferry_tests::testbed::{Testbed, TestbedConfig};
 use serde_json::Value;
 
 const IMAGE: &str = "localhost/ferry-fixture/kubernetes:v1.27.7";
-
-/// Stages the fixture image tree next to the built binaries.
-fn stage(out: &Path) -> PathBuf {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let bins = std::env::var_os("KUBE_FIXTURE_BIN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| ferry_bin().parent().unwrap().to_path_buf());
-    let dst = out.join("kubernetes");
-    let st = Command::new("bash")
-        .arg(repo.join("packaging/fixtures/build-kubernetes.sh"))
-        .arg(&dst)
-        .env("KUBE_FIXTURE_BIN_DIR", &bins)
-        .status()
-        .unwrap();
-    assert!(st.success(), "staging the fixture image failed");
-    dst
-}
-
-fn fixture_log(tb: &Testbed, i: usize) -> Vec<Value> {
-    let text = tb
-        .exec_ok(
-            i,
-            &[
-                "sh",
-                "-c",
-                "cat /var/log/kubeadm-fixture.log 2>/dev/null; true",
-            ],
-        )
-        .unwrap();
-    text.lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
 
 /// ferry with the private store.
 fn ferry(b: &Bastion, store: &Path, args: &[&str]) -> Output {
@@ -90,7 +56,7 @@ fn run_store_image_by_reference_one_master_one_worker() {
     let b = Bastion::new(&tb);
     let ip: Vec<String> = tb.nodes().iter().map(|n| n.ip.to_string()).collect();
     let work = tempfile::tempdir().unwrap();
-    let tree = stage(work.path());
+    let tree = stage_fixture_image(work.path());
     let store = b.home().join("store");
 
     let t = Instant::now();

@@ -120,3 +120,40 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// Stages the fixture cluster image (`packaging/fixtures/build-kubernetes.sh`)
+/// under `out/kubernetes`, with the fixture binaries built beside `ferry`
+/// (or `KUBE_FIXTURE_BIN_DIR`).
+pub fn stage_fixture_image(out: &Path) -> PathBuf {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let bins = std::env::var_os("KUBE_FIXTURE_BIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| ferry_bin().parent().unwrap().to_path_buf());
+    let dst = out.join("kubernetes");
+    let st = Command::new("bash")
+        .arg(repo.join("packaging/fixtures/build-kubernetes.sh"))
+        .arg(&dst)
+        .env("KUBE_FIXTURE_BIN_DIR", &bins)
+        .status()
+        .unwrap();
+    assert!(st.success(), "staging the fixture image failed");
+    dst
+}
+
+/// The JSON records the kubeadm/kubelet fixtures logged on node `i`.
+pub fn fixture_log(tb: &Testbed, i: usize) -> Vec<Value> {
+    let text = tb
+        .exec_ok(
+            i,
+            &[
+                "sh",
+                "-c",
+                "cat /var/log/kubeadm-fixture.log 2>/dev/null; true",
+            ],
+        )
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
