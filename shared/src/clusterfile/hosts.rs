@@ -25,6 +25,10 @@ impl ResolvedHost {
     }
 }
 
+fn has(roles: &[String], role: &str) -> bool {
+    roles.iter().any(|r| r == role)
+}
+
 /// Whether an `ips` item names its port (`ip:port`, `[v6]:port`).
 fn has_port(item: &str) -> bool {
     if item.starts_with('[') {
@@ -54,9 +58,20 @@ impl Cluster {
                 if !has_port(item) {
                     addr.port = ssh.port_or_default();
                 }
-                if out.iter().any(|h| h.addr.ip == addr.ip) {
-                    return Err(ClusterfileError::DuplicateHost {
-                        addr: addr.to_string(),
+                if let Some(prev) = out.iter().find(|h| h.addr.ip == addr.ip) {
+                    let roles = |r: &[String]| (has(r, ROLE_MASTER), has(r, ROLE_NODE));
+                    let both = match (roles(&prev.roles), roles(&group.roles)) {
+                        ((true, _), (_, true)) | ((_, true), (true, _)) => true,
+                        _ => false,
+                    };
+                    return Err(if both {
+                        ClusterfileError::MasterAndNode {
+                            addr: addr.to_string(),
+                        }
+                    } else {
+                        ClusterfileError::DuplicateHost {
+                            addr: addr.to_string(),
+                        }
                     });
                 }
                 let h = ResolvedHost {

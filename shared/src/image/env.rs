@@ -145,6 +145,20 @@ pub struct SysEnv {
     pub run_mode: Option<String>,
 }
 
+/// `SEALOS_SYS_RUN_MODE` of a host: its roles joined by `,`, with its
+/// architecture appended when the roles name none (sealos' Clusterfiles
+/// carry it as a role: `master,amd64`).
+pub fn run_mode(roles: &[String], arch: Option<&str>) -> String {
+    let mut parts: Vec<&str> = roles.iter().map(String::as_str).collect();
+    let named = parts
+        .iter()
+        .any(|r| crate::pipeline::check::ARCH_NAMES.contains(r));
+    if let Some(a) = arch.filter(|a| !a.is_empty() && !named) {
+        parts.push(a);
+    }
+    parts.join(",")
+}
+
 impl SysEnv {
     pub fn apply(&self, env: &mut BTreeMap<String, String>) {
         for (key, value) in [

@@ -17,7 +17,7 @@ pub mod labels;
 pub mod stack;
 pub mod subst;
 
-pub use env::{EnvLayers, EnvSource, EnvWarning, SysEnv, parse_env_list};
+pub use env::{EnvLayers, EnvSource, EnvWarning, SysEnv, parse_env_list, run_mode};
 pub use labels::{Distribution, Hook, ImageMeta, ImageType};
 pub use stack::{ImageConfig, ImageStack, StackError};
 pub use subst::substitute;

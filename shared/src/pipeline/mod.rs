@@ -3,6 +3,7 @@
 //! digests, and the plan (which hosts are added or removed, which steps a
 //! host still needs).
 
+pub mod check;
 mod journal;
 mod plan;
 mod step;

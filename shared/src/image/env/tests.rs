@@ -99,3 +99,14 @@ proptest! {
         prop_assert_eq!(warnings.len(), reserved_user);
     }
 }
+
+#[test]
+fn run_mode_is_roles_plus_arch() {
+    assert_eq!(run_mode(&v(&["master"]), Some("amd64")), "master,amd64");
+    assert_eq!(
+        run_mode(&v(&["node", "arm64"]), Some("amd64")),
+        "node,arm64",
+        "an arch role is kept as written"
+    );
+    assert_eq!(run_mode(&v(&["node", "registry"]), None), "node,registry");
+}
