@@ -60,10 +60,10 @@ impl Cluster {
                 }
                 if let Some(prev) = out.iter().find(|h| h.addr.ip == addr.ip) {
                     let roles = |r: &[String]| (has(r, ROLE_MASTER), has(r, ROLE_NODE));
-                    let both = match (roles(&prev.roles), roles(&group.roles)) {
-                        ((true, _), (_, true)) | ((_, true), (true, _)) => true,
-                        _ => false,
-                    };
+                    let both = matches!(
+                        (roles(&prev.roles), roles(&group.roles)),
+                        ((true, _), (_, true)) | ((_, true), (true, _))
+                    );
                     return Err(if both {
                         ClusterfileError::MasterAndNode {
                             addr: addr.to_string(),
