@@ -27,6 +27,32 @@ fn timings(ev: &[Value]) -> String {
     format!("total_ms={} {}", e["counters"]["duration_ms"], e["message"])
 }
 
+/// The distribute step's bastion-side counters for one tree (`rootfs`...).
+fn sender<'e>(ev: &'e [Value], tree: &str) -> Option<&'e Value> {
+    ev.iter()
+        .find(|e| {
+            e["phase"] == "run"
+                && e["node"] == ""
+                && !e["counters"]["sender_content_bytes_sent"].is_null()
+                && e["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with(&format!("distribute: {tree} "))
+        })
+        .map(|e| &e["counters"])
+}
+
+/// Content bytes the distribute step delivered to `host` (its final event).
+fn distributed(ev: &[Value], host: &str) -> u64 {
+    let f: Vec<&Value> = ev
+        .iter()
+        .filter(|e| e["phase"] == "run" && e["node"] == host && e["kind"] == "finished")
+        .filter(|e| e["message"] == "distribute")
+        .collect();
+    assert_eq!(f.len(), 1, "one distribute finished event for {host}");
+    f[0]["counters"]["content_bytes_sent"].as_u64().unwrap()
+}
+
 #[test]
 fn run_fixture_image_one_master_two_workers_then_reset() {
     let tb = Testbed::up(TestbedConfig::nodes(3)).expect("testbed up");
@@ -51,6 +77,22 @@ fn run_fixture_image_one_master_two_workers_then_reset() {
     let (out, ev) = b.ferry_json(&args);
     assert!(out.status.success(), "{}", stderr(&out));
     println!("RUN-MEASURE fixture 1+2 {}", timings(&ev));
+
+    // The rootfs left the bastion ONCE and was relayed along the chain:
+    // each worker (rootfs only) received as many content bytes as the
+    // bastion sent for all three hosts together.
+    let s = sender(&ev, "rootfs").expect("rootfs sender event");
+    let sent = s["sender_content_bytes_sent"].as_u64().unwrap();
+    assert_eq!(s["hosts"], 3, "{s}");
+    assert!(sent > 1 << 20, "rootfs content: {s}");
+    for h in [&ip[1], &ip[2]] {
+        assert_eq!(distributed(&ev, h), sent, "{h} got one full copy; {s}");
+    }
+    assert!(distributed(&ev, &ip[0]) >= sent);
+    println!(
+        "RUN-MEASURE fixture 1+2 distribute rootfs: bastion sent {sent} content bytes ({} on the wire) for 3 hosts, {} rounds",
+        s["sender_wire_bytes_sent"], s["relay_rounds"]
+    );
 
     let state = b.home().join(".ferry/default");
     let cf = std::fs::read_to_string(state.join("Clusterfile")).unwrap();
@@ -106,6 +148,12 @@ fn run_fixture_image_one_master_two_workers_then_reset() {
         .filter(|e| !e["message"].as_str().unwrap().starts_with("backup"))
         .collect();
     assert!(redone.is_empty(), "re-run redid: {redone:?}");
+    assert!(sender(&ev, "rootfs").is_none(), "re-run distributed again");
+    let moved: Vec<&Value> = ev
+        .iter()
+        .filter(|e| e["counters"]["content_bytes_sent"].as_u64().unwrap_or(0) > 0)
+        .collect();
+    assert!(moved.is_empty(), "re-run sent content: {moved:?}");
 
     let out = b.ferry(&["reset", "-p", pw]);
     assert!(out.status.success(), "{}", common::stdout(&out));

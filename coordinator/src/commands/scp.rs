@@ -3,7 +3,7 @@
 //! only chunks a node lacks cross the network; a directory SRC is mirrored
 //! (entries not in SRC are removed under DST).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferry_shared::transfer::{DEFAULT_CHUNK_SIZE, DestRoot, RelPath, Topology, counters as c};
@@ -16,99 +16,11 @@ use crate::client::{AgentClient, ClientTls};
 use crate::fanout;
 use crate::output::Reporter;
 use crate::state::{ClusterState, NodeRecord};
+use crate::transfer::progress::{Tracker, mib, with_progress};
 use crate::transfer::{
     BuildOptions, NodeStats, Progress, RegistrySources, SenderStats, Source, Target, build_with,
     registry, relay, sync_registry, transfer_to,
 };
-
-/// Minimum time between two progress events of one node.
-const PROGRESS_EVERY: Duration = Duration::from_millis(500);
-
-fn mib(b: u64) -> String {
-    format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0))
-}
-
-fn rate(bytes: u64, d: Duration) -> u64 {
-    let ms = d.as_millis().max(1) as u64;
-    bytes.saturating_mul(1000) / ms
-}
-
-fn with_progress(ev: Event, p: &Progress, elapsed: Duration) -> Event {
-    let r = rate(p.content_sent, elapsed);
-    let left = p.content_total.saturating_sub(p.content_sent);
-    let eta_ms = left.saturating_mul(1000).checked_div(r).unwrap_or(0);
-    ev.counter(c::FILES_TOTAL, p.files_total)
-        .counter(c::FILES_SKIPPED, p.files_unchanged)
-        .counter(c::CONTENT_BYTES_TOTAL, p.content_total)
-        .counter(c::CONTENT_BYTES_SENT, p.content_sent)
-        .counter(c::WIRE_BYTES_SENT, p.wire_sent)
-        .counter(c::REUSED_BYTES, p.reused)
-        .counter(c::RATE_BPS, r)
-        .counter(c::ETA_MS, eta_ms)
-}
-
-/// Last progress and emit time per node, and of the total.
-type TrackerState = (Vec<(Progress, Option<Instant>)>, Option<Instant>);
-
-/// Throttled progress events: per node, and the total over all nodes.
-struct Tracker {
-    r: Reporter,
-    hosts: Vec<String>,
-    started: Instant,
-    state: Mutex<TrackerState>,
-}
-
-impl Tracker {
-    fn new(r: Reporter, hosts: Vec<String>) -> Self {
-        let n = hosts.len();
-        Self {
-            r,
-            hosts,
-            started: Instant::now(),
-            state: Mutex::new((vec![(Progress::default(), None); n], None)),
-        }
-    }
-
-    fn update(&self, i: usize, p: &Progress) {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(slot) = st.0.get_mut(i) else {
-            return;
-        };
-        slot.0 = *p;
-        let done = p.content_sent >= p.content_total;
-        if slot.1.is_some_and(|t| t.elapsed() < PROGRESS_EVERY) && !done {
-            return;
-        }
-        slot.1 = Some(Instant::now());
-        let ev = self
-            .r
-            .event(&self.hosts[i], Phase::Transfer, EventKind::Progress);
-        let msg = format!("{} / {} to send", mib(p.content_sent), mib(p.content_total));
-        self.r
-            .emit(with_progress(ev, p, self.started.elapsed()).message(msg));
-        if st.1.is_some_and(|t| t.elapsed() < PROGRESS_EVERY) {
-            return;
-        }
-        st.1 = Some(Instant::now());
-        let mut total = Progress::default();
-        for (q, _) in &st.0 {
-            total.files_total += q.files_total;
-            total.files_unchanged += q.files_unchanged;
-            total.content_total += q.content_total;
-            total.content_sent += q.content_sent;
-            total.wire_sent += q.wire_sent;
-            total.reused += q.reused;
-        }
-        let ev = self.r.event("", Phase::Transfer, EventKind::Progress);
-        let msg = format!(
-            "total {} / {} delivered",
-            mib(total.content_sent),
-            mib(total.content_total)
-        );
-        self.r
-            .emit(with_progress(ev, &total, self.started.elapsed()).message(msg));
-    }
-}
 
 pub async fn scp(cluster: &ClusterState, r: &Reporter, a: ScpArgs) -> Result<Exit, CliError> {
     let started = Instant::now();

@@ -1,73 +1,352 @@
 //! The distribute step: the mounted trees to the nodes through the
 //! distribution engine (content-addressed; what a node has is not sent).
-//! rootfs (with patches) to every host, applications to master0 only,
-//! registry data to registry hosts.
+//!
+//! - rootfs (with patches; `registry/` split out by the images step and
+//!   excluded here too) → every host still to do, in ONE relay: each chunk
+//!   leaves the bastion once and the agents forward it along the chain;
+//! - registry data → registry hosts by blob digest (`sync_registry`:
+//!   blobs before repositories, nothing pruned, resumable);
+//! - application trees → master0.
+//!
+//! Hosts journaled done with the same inputs digest are skipped. A host
+//! that fails (connect, relay, commit) is reported alone; the others
+//! finish and are journaled done, so a re-run sends only what it misses.
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use ferry_shared::EventKind;
-use ferry_shared::pipeline::Step;
-use ferry_shared::transfer::DEFAULT_CHUNK_SIZE;
+use ferry_shared::clusterfile::ResolvedHost;
+use ferry_shared::pipeline::{Outcome, Step};
+use ferry_shared::transfer::{DEFAULT_CHUNK_SIZE, RelPath, Topology, counters as c};
+use ferry_shared::{EventKind, Phase};
+use tonic::transport::Channel;
 
 use super::node::NodeRef;
 use super::{Ctx, PipelineError};
-use crate::transfer::{Source, build, transfer_to};
+use crate::fanout;
+use crate::transfer::progress::{Tracker, mib};
+use crate::transfer::registry::{self, RegistrySources};
+use crate::transfer::{
+    BuildOptions, NodeStats, SenderStats, Source, Target, TransferError, build_with, relay,
+    sync_registry,
+};
+
+const STEP: Step = Step::Distribute;
 
 /// A tree hashed once, sent to many nodes.
-#[derive(Debug, Clone)]
-pub struct Tree {
-    pub src: Arc<Source>,
+enum Job {
+    Tree(Arc<Source>),
+    Registry(Arc<RegistrySources>),
 }
 
-pub async fn hash(local: &Path, dst: &str) -> Result<Tree, PipelineError> {
+/// One host of the step.
+struct HostRun {
+    h: ResolvedHost,
+    node: NodeRef,
+    digest: String,
+    started: Instant,
+    /// Channel and `ip:port` of its agent, once connected.
+    agent: Option<(Channel, String)>,
+    content_sent: u64,
+    wire_sent: u64,
+    err: Option<PipelineError>,
+}
+
+/// Hashes `local` for `dst` on a blocking thread.
+async fn hash(local: &Path, dst: &str, registry_root: bool) -> Result<Job, PipelineError> {
     let (l, d) = (local.to_path_buf(), dst.to_string());
-    let src = tokio::task::spawn_blocking(move || build(&l, &d, DEFAULT_CHUNK_SIZE))
-        .await
-        .map_err(|e| PipelineError::cluster(Step::Distribute, format!("hashing task failed: {e}")))?
-        .map_err(|e| {
-            PipelineError::cluster(Step::Distribute, format!("{}: {e}", local.display()))
-        })?;
-    Ok(Tree { src: Arc::new(src) })
+    let built = tokio::task::spawn_blocking(move || -> Result<Job, TransferError> {
+        if registry_root && l.join("docker/registry/v2").is_dir() {
+            return Ok(Job::Registry(Arc::new(registry::sources(
+                &l,
+                &d,
+                DEFAULT_CHUNK_SIZE,
+            )?)));
+        }
+        let mut opts = BuildOptions::new(DEFAULT_CHUNK_SIZE);
+        if registry_root {
+            // Not a registry layout: copied as is, never pruned.
+            opts.prune = false;
+        } else if let Ok(r) = RelPath::new("registry") {
+            // The registry travels by digest to registry hosts only; a
+            // `registry/` under the rootfs on a node is neither sent nor pruned.
+            opts.exclude.push(r);
+        }
+        Ok(Job::Tree(Arc::new(build_with(&l, &d, &opts)?)))
+    })
+    .await
+    .map_err(|e| PipelineError::cluster(STEP, format!("hashing task failed: {e}")))?;
+    built.map_err(|e| {
+        PipelineError::cluster(
+            STEP,
+            format!(
+                "{}: {e}; next: check the image mount under the cluster's state dir, then re-run",
+                local.display()
+            ),
+        )
+    })
 }
 
-/// Sends one tree to one node; returns content bytes sent.
-pub async fn send(ctx: &Ctx, n: &NodeRef, tree: &Tree) -> Result<u64, PipelineError> {
-    let c = n.connect(&ctx.tls, Step::Distribute).await?;
-    let c = c.with_stream_idle(Duration::from_secs(120));
-    let id = format!("{}-{}-{}", ctx.rec.reporter().op(), n.ip, tree.src.dest);
-    let last = std::sync::Mutex::new(std::time::Instant::now());
-    let on_progress = |p: &crate::transfer::Progress| {
-        let mut l = last.lock().unwrap_or_else(|e| e.into_inner());
-        if l.elapsed() < Duration::from_millis(500) && p.content_sent < p.content_total {
-            return;
+pub async fn distribute_all(ctx: &Arc<Ctx>, topology: Topology) -> Result<(), PipelineError> {
+    let mut runs = Vec::new();
+    for h in &ctx.hosts {
+        let host = h.addr.to_string();
+        let digest = ctx.host_digest(h, "distribute");
+        if ctx.rec.is_done(STEP, &host, &digest) {
+            ctx.rec.emit(
+                ctx.rec
+                    .reporter()
+                    .event(&host, Phase::Run, EventKind::Finished)
+                    .counter("skipped", 1)
+                    .message(format!("{STEP}: skipped (done)")),
+            );
+            continue;
         }
-        *l = std::time::Instant::now();
+        let Some(node) = ctx.node(h).cloned() else {
+            return Err(PipelineError::host(&host, STEP, "no agent for this host"));
+        };
+        runs.push(HostRun {
+            h: h.clone(),
+            node,
+            digest,
+            started: Instant::now(),
+            agent: None,
+            content_sent: 0,
+            wire_sent: 0,
+            err: None,
+        });
+    }
+    if runs.is_empty() {
+        return Ok(());
+    }
+    // Hash only what the hosts still to do need, before touching them.
+    let all: Vec<usize> = (0..runs.len()).collect();
+    let pick = |f: &dyn Fn(&ResolvedHost) -> bool| -> Vec<usize> {
+        all.iter().copied().filter(|i| f(&runs[*i].h)).collect()
+    };
+    let reg_idx = pick(&|h| ctx.registry.iter().any(|r| r.addr.ip == h.addr.ip));
+    let m0 = pick(&|h| h.addr.ip == ctx.master0.addr.ip);
+    let mut jobs = vec![(
+        all.clone(),
+        hash(&ctx.mounts.rootfs, &ctx.rootfs_dir(), false).await?,
+        "rootfs".to_string(),
+    )];
+    if let Some(p) = &ctx.mounts.registry
+        && !reg_idx.is_empty()
+    {
+        let dst = format!("{}/registry", ctx.data_dir);
+        jobs.push((reg_idx, hash(p, &dst, true).await?, "registry".into()));
+    }
+    if !m0.is_empty() {
+        for (name, p) in &ctx.mounts.apps {
+            if let Some(dst) = ctx.app_dir(name) {
+                jobs.push((
+                    m0.clone(),
+                    hash(p, &dst, false).await?,
+                    format!("app {name}"),
+                ));
+            }
+        }
+    }
+
+    for r in &mut runs {
+        r.started = Instant::now();
+        ctx.rec
+            .step_event(STEP, &r.node.host, EventKind::Started, "");
+    }
+    connect_all(ctx, &mut runs).await;
+    for (idx, job, label) in &jobs {
+        send(ctx, &mut runs, idx, job, label, topology).await;
+    }
+    finish(ctx, runs)
+}
+
+/// Connects to every host's agent (bounded); a failure marks that host.
+async fn connect_all(ctx: &Arc<Ctx>, runs: &mut [HostRun]) {
+    let nodes: Vec<NodeRef> = runs.iter().map(|r| r.node.clone()).collect();
+    let c = ctx.clone();
+    let connected = fanout::for_each(nodes, ctx.concurrency, move |n| {
+        let c = c.clone();
+        async move {
+            let a = n.connect(&c.tls, STEP).await?;
+            Ok::<_, PipelineError>((a.channel(), a.endpoint().to_string()))
+        }
+    })
+    .await;
+    for (r, res) in runs.iter_mut().zip(connected) {
+        match res {
+            Ok(a) => r.agent = Some(a),
+            Err(e) => r.err = Some(e),
+        }
+    }
+}
+
+/// One relay (two for a registry) of `job` to the hosts `idx` that have
+/// not failed yet; per-host counters and failures land in `runs`.
+async fn send(
+    ctx: &Ctx,
+    runs: &mut [HostRun],
+    idx: &[usize],
+    job: &Job,
+    label: &str,
+    topology: Topology,
+) {
+    let live: Vec<usize> = idx
+        .iter()
+        .copied()
+        .filter(|i| runs[*i].err.is_none() && runs[*i].agent.is_some())
+        .collect();
+    if live.is_empty() {
+        return;
+    }
+    let op = ctx.rec.reporter().op().to_string();
+    let (src, dest) = match job {
+        Job::Tree(s) => (s.clone(), s.dest.to_string()),
+        Job::Registry(r) => (r.blobs.clone(), r.blobs.dest.to_string()),
+    };
+    let targets: Vec<Target> = live
+        .iter()
+        .filter_map(|i| {
+            let r = &runs[*i];
+            let (channel, endpoint) = r.agent.clone()?;
+            Some(Target {
+                channel,
+                endpoint,
+                transfer_id: format!("{op}-{}-{dest}", r.node.ip),
+            })
+        })
+        .collect();
+    let hosts: Vec<String> = live.iter().map(|i| runs[*i].node.host.clone()).collect();
+    let rec = ctx.rec.clone();
+    let tracker = Tracker::with_sink(
+        ctx.rec.reporter().clone(),
+        Phase::Run,
+        &format!("{STEP}: {label}"),
+        Box::new(move |e| rec.emit(e)),
+        hosts.clone(),
+    );
+    let started = Instant::now();
+    let out = match job {
+        Job::Tree(s) => {
+            let cb = |t: usize, p: &crate::transfer::Progress| tracker.update(t, p);
+            relay(targets, s.clone(), topology, &op, &cb).await
+        }
+        Job::Registry(reg) => {
+            let cb = |t: usize, _phase: usize, p: &crate::transfer::Progress| tracker.update(t, p);
+            sync_registry(targets, reg, topology, &op, &cb).await
+        }
+    };
+    for (t, res) in out.nodes.into_iter().enumerate() {
+        let r = &mut runs[live[t]];
+        match res {
+            Ok(NodeStats { progress, .. }) => {
+                r.content_sent += progress.content_sent;
+                r.wire_sent += progress.wire_sent;
+            }
+            Err(e) => {
+                r.err = Some(PipelineError::host(
+                    &r.node.host,
+                    STEP,
+                    format!(
+                        "{label} to {dest}: {e}; next: `ferry agent status --ips {}`, then re-run (the other hosts are done; what landed here is kept, only the rest is sent)",
+                        r.node.ip
+                    ),
+                ));
+            }
+        }
+    }
+    sender_event(
+        ctx,
+        label,
+        &src,
+        topology,
+        hosts.len(),
+        &out.sender,
+        started.elapsed(),
+    );
+}
+
+/// What the bastion itself put on the wire for one tree.
+fn sender_event(
+    ctx: &Ctx,
+    label: &str,
+    src: &Source,
+    topology: Topology,
+    hosts: usize,
+    s: &SenderStats,
+    took: Duration,
+) {
+    ctx.rec.emit(
+        ctx.rec
+            .reporter()
+            .event("", Phase::Run, EventKind::Progress)
+            .counter("hosts", hosts as u64)
+            .counter(c::BYTES_TOTAL, src.manifest.total_bytes())
+            .counter(c::SENDER_CHUNKS_SENT, s.chunks_sent)
+            .counter(c::SENDER_CONTENT_BYTES_SENT, s.content_bytes_sent)
+            .counter(c::SENDER_WIRE_BYTES_SENT, s.wire_bytes_sent)
+            .counter(c::RELAY_ROUNDS, s.rounds)
+            .counter(c::DURATION_MS, took.as_millis() as u64)
+            .message(format!(
+                "{STEP}: {label} ({}) to {hosts} hosts by {}: bastion sent {} ({} on the wire)",
+                src.dest,
+                topology.as_str(),
+                mib(s.content_bytes_sent),
+                mib(s.wire_bytes_sent)
+            )),
+    );
+}
+
+/// Journals and reports every host; fails if any host failed.
+fn finish(ctx: &Ctx, runs: Vec<HostRun>) -> Result<(), PipelineError> {
+    let mut failed = Vec::new();
+    for r in runs {
+        let host = r.node.host.clone();
+        let ms = r.started.elapsed().as_millis() as u64;
+        let (outcome, msg) = match &r.err {
+            None => (Outcome::Done, String::new()),
+            Some(e) => (Outcome::Failed, e.to_string()),
+        };
+        let journaled = ctx.rec.record(STEP, &host, &r.digest, outcome, &msg);
+        let ev = ctx
+            .rec
+            .reporter()
+            .event(&host, Phase::Run, EventKind::Progress);
+        ctx.rec.emit(
+            ev.counter(c::CONTENT_BYTES_SENT, r.content_sent)
+                .counter(c::WIRE_BYTES_SENT, r.wire_sent)
+                .message(format!("{STEP}: {} content bytes sent", r.content_sent)),
+        );
+        let kind = if r.err.is_none() {
+            EventKind::Finished
+        } else {
+            EventKind::Failed
+        };
         ctx.rec.emit(
             ctx.rec
                 .reporter()
-                .event(&n.host, ferry_shared::Phase::Run, EventKind::Progress)
-                .counter("content_bytes_sent", p.content_sent)
-                .counter("content_bytes_total", p.content_total)
-                .message(format!(
-                    "{}: {} {} / {} bytes",
-                    Step::Distribute,
-                    tree.src.dest,
-                    p.content_sent,
-                    p.content_total
-                )),
+                .event(&host, Phase::Run, kind)
+                .counter(c::DURATION_MS, ms)
+                .counter(c::CONTENT_BYTES_SENT, r.content_sent)
+                .message(if msg.is_empty() {
+                    STEP.as_str().to_string()
+                } else {
+                    format!("{STEP}: {msg}")
+                }),
         );
-    };
-    let s = transfer_to(
-        c.channel(),
-        c.endpoint(),
-        tree.src.clone(),
-        id,
-        ctx.rec.reporter().op().to_string(),
-        on_progress,
-    )
-    .await
-    .map_err(|e| PipelineError::host(&n.host, Step::Distribute, e))?;
-    Ok(s.progress.content_sent)
+        match (r.err, journaled) {
+            (Some(e), _) | (None, Err(e)) => failed.push(e),
+            (None, Ok(())) => {}
+        }
+    }
+    let n = failed.len();
+    match failed.into_iter().next() {
+        None => Ok(()),
+        Some(e) if n == 1 => Err(e),
+        Some(e) => Err(PipelineError::cluster(
+            STEP,
+            format!("{n} hosts failed; first: {e}"),
+        )),
+    }
 }

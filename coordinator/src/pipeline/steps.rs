@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use ferry_shared::clusterfile::ResolvedHost;
 use ferry_shared::pipeline::{Outcome, Step, digest};
+use ferry_shared::transfer::Topology;
 use ferry_shared::{EventKind, Phase};
 
 use super::ctx::{Ctx, Inputs};
@@ -62,7 +63,7 @@ async fn run_inner(
     timings.push((Step::Images, t.elapsed().as_secs_f64()));
 
     let t = Instant::now();
-    distribute_all(&ctx).await?;
+    distribute::distribute_all(&ctx, Topology::Chain).await?;
     timings.push((Step::Distribute, t.elapsed().as_secs_f64()));
 
     let t = Instant::now();
@@ -293,51 +294,4 @@ where
             format!("{n} hosts failed; first: {e}"),
         )),
     }
-}
-
-async fn distribute_all(ctx: &Arc<Ctx>) -> Result<(), PipelineError> {
-    let rootfs = distribute::hash(&ctx.mounts.rootfs, &ctx.rootfs_dir()).await?;
-    let registry = match &ctx.mounts.registry {
-        Some(p) => Some(distribute::hash(p, &format!("{}/registry", ctx.data_dir)).await?),
-        None => None,
-    };
-    let mut apps = Vec::new();
-    for (name, p) in &ctx.mounts.apps {
-        if let Some(dst) = ctx.app_dir(name) {
-            apps.push(distribute::hash(p, &dst).await?);
-        }
-    }
-    let trees = Arc::new((rootfs, registry, apps));
-    let all = ctx.hosts.clone();
-    per_host(
-        ctx,
-        Step::Distribute,
-        all,
-        false,
-        |c, h| c.host_digest(h, "distribute"),
-        move |c, h, n| {
-            let trees = trees.clone();
-            async move {
-                let mut sent = distribute::send(&c, &n, &trees.0).await?;
-                if let Some(r) = &trees.1
-                    && c.registry.iter().any(|x| x.addr.ip == h.addr.ip)
-                {
-                    sent += distribute::send(&c, &n, r).await?;
-                }
-                if h.addr.ip == c.master0.addr.ip {
-                    for a in &trees.2 {
-                        sent += distribute::send(&c, &n, a).await?;
-                    }
-                }
-                c.rec.step_event(
-                    Step::Distribute,
-                    &n.host,
-                    EventKind::Progress,
-                    &format!("{sent} content bytes sent"),
-                );
-                Ok(())
-            }
-        },
-    )
-    .await
 }
