@@ -2,7 +2,9 @@
 //! docker-distribution v2 tree to the nodes by blob digest: a copy, a
 //! no-op re-run, a damaged blob detected and repaired, and a sync cut off
 //! mid-blob that never exposes the new tag and resumes without re-sending
-//! what landed. Blobs already on a node (other images) are kept.
+//! what landed. Blobs already on a node (other images) are kept. A source
+//! blob whose content does not match its digest refuses the sync before
+//! anything reaches a node.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
@@ -154,6 +156,51 @@ fn registry_sync_copies_by_digest_repairs_and_resumes() {
         assert!(out.status.success(), "{}", stderr(&out));
         ev
     };
+
+    // A tampered source blob: refused before any node is contacted.
+    let bad = reg_dir.path().join("tampered");
+    let bad_digests = image(&bad, "library/bad", "v1", &layers[..1]);
+    let bad_blob = bad.join(format!(
+        "docker/registry/v2/blobs/sha256/{}/{}/data",
+        &bad_digests[0][..2],
+        bad_digests[0]
+    ));
+    let mut tampered = layers[0].clone();
+    tampered[MIB as usize + 3] ^= 0x5a;
+    std::fs::write(&bad_blob, &tampered).unwrap();
+    let actual = {
+        use std::io::Write;
+        let mut child = std::process::Command::new("sha256sum")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(&tampered).unwrap();
+        String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()[..64].to_string()
+    };
+    let bad_dst = "/var/lib/ferry-registry-tampered";
+    let (out, ev) = b.ferry_json(&["scp", "--registry-sync", &bad.to_string_lossy(), bad_dst]);
+    assert!(!out.status.success(), "a tampered blob was accepted");
+    let err = stderr(&out);
+    for want in [
+        bad_blob.to_string_lossy().into_owned(),
+        format!("sha256:{}", bad_digests[0]),
+        format!("sha256:{actual}"),
+        "re-pull the image".to_string(),
+    ] {
+        assert!(err.contains(&want), "missing `{want}` in: {err}");
+    }
+    assert!(
+        !ev.iter().any(|e| e["node"] != ""),
+        "no node was contacted: {ev:?}"
+    );
+    for i in 0..2 {
+        assert!(
+            tb.exec(i, &["test", "-e", bad_dst]).unwrap().status.code() != Some(0),
+            "something was written to node {i}"
+        );
+        assert_eq!(cached_chunks(&tb, i), 0, "chunks reached node {i}");
+    }
 
     // Copy.
     let ev = sync(&[]);

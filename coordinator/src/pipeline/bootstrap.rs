@@ -69,6 +69,7 @@ pub async fn run_hook(
 
 pub async fn bootstrap(ctx: &Ctx, h: &ResolvedHost, n: &NodeRef) -> Result<(), PipelineError> {
     let step = Step::Bootstrap;
+    super::host_render::apply(ctx, h, n).await?;
     let env = ctx.host_env(h);
     let registry_ip = ctx.registry[0].addr.ip;
     node::hosts_entry(

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use ferry_shared::clusterfile::{Clusterfile, ROLE_MASTER, ROLE_NODE, ResolvedHost};
-use ferry_shared::image::{EnvLayers, ImageStack, SysEnv};
+use ferry_shared::image::{EnvLayers, ImageStack, SysEnv, run_mode};
 use ferry_shared::pipeline::digest;
 use serde_yaml_ng::Value;
 
@@ -41,6 +41,8 @@ pub struct Ctx {
     pub registry: Vec<ResolvedHost>,
     pub nodes: BTreeMap<IpAddr, NodeRef>,
     pub hostnames: BTreeMap<IpAddr, String>,
+    /// Kubernetes arch name per host (agent Facts).
+    pub arches: BTreeMap<IpAddr, String>,
     pub images: Vec<LoadedImage>,
     pub mounts: Mounts,
     pub mount_rootfs: PathBuf,
@@ -107,7 +109,10 @@ impl Ctx {
         let sys = SysEnv {
             kube_version: Some(self.kube_version.clone()),
             sealos_version: Some(env!("CARGO_PKG_VERSION").to_string()),
-            run_mode: Some(h.roles.join(",")),
+            run_mode: Some(run_mode(
+                &h.roles,
+                self.arches.get(&h.addr.ip).map(String::as_str),
+            )),
         };
         sys.apply(&mut env);
         env

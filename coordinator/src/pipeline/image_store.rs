@@ -139,6 +139,15 @@ impl StoreImages {
 }
 
 impl ImageSource for StoreImages {
+    fn arch(&self, name: &str) -> Option<String> {
+        if is_dir_image(name) {
+            return DirImages.arch(name);
+        }
+        let r = self.store(name).ok()?.resolve(name, None).ok()?;
+        let a = r.config.architecture;
+        (!a.is_empty()).then(|| ferry_shared::facts::kube_arch(&a).to_string())
+    }
+
     fn open(&self, name: &str) -> Result<(ImageConfig, PathBuf), PipelineError> {
         if is_dir_image(name) {
             return DirImages.open(name);

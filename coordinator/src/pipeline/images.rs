@@ -28,6 +28,12 @@ use crate::image::render::render_image_templates;
 pub trait ImageSource: Send + Sync {
     /// The image's config (labels, env, cmd) and its root directory.
     fn open(&self, name: &str) -> Result<(ImageConfig, PathBuf), PipelineError>;
+
+    /// The architecture the image was built or pulled for (Kubernetes
+    /// names), when its config says.
+    fn arch(&self, _name: &str) -> Option<String> {
+        None
+    }
 }
 
 /// `IMAGE` is a directory holding `config.json` (an OCI image config, or
@@ -50,9 +56,19 @@ struct OciConfig {
 #[derive(serde::Deserialize)]
 struct OciImage {
     config: OciConfig,
+    #[serde(default)]
+    architecture: Option<String>,
 }
 
 impl ImageSource for DirImages {
+    fn arch(&self, name: &str) -> Option<String> {
+        let text = std::fs::read_to_string(Path::new(name).join("config.json")).ok()?;
+        let img: OciImage = serde_json::from_str(&text).ok()?;
+        img.architecture
+            .filter(|a| !a.is_empty())
+            .map(|a| ferry_shared::facts::kube_arch(&a).to_string())
+    }
+
     fn open(&self, name: &str) -> Result<(ImageConfig, PathBuf), PipelineError> {
         let dir = Path::new(name);
         let bad = |detail: String| PipelineError::Image {
@@ -132,6 +148,8 @@ pub struct LoadedImage {
     /// Digest of the source tree (paths, modes, sizes, mtimes) and config.
     pub digest: String,
     pub bytes: u64,
+    /// Architecture from the image config, when known.
+    pub arch: Option<String>,
 }
 
 /// The mounted stack on the bastion.
@@ -199,6 +217,7 @@ pub fn load(src: &dyn ImageSource, names: &[String]) -> Result<Vec<LoadedImage>,
                 root,
                 digest: digest(&[&tree, &cfg]),
                 bytes,
+                arch: src.arch(n),
             })
         })
         .collect()

@@ -12,9 +12,11 @@
 //! reset marks them undone.
 
 mod bootstrap;
+mod check;
 mod ctx;
 mod distribute;
 mod error;
+mod host_render;
 pub mod image_store;
 pub mod images;
 mod journal;

@@ -1,16 +1,23 @@
-//! The first two steps: check (agents installed or upgraded over SSH,
-//! unique hostnames, an even master count warned) and images (load, mount,
-//! Config documents, render; skipped when the journal has the same inputs).
+//! The first two steps: check (agents installed or upgraded over SSH and
+//! images loaded at the same time; then unique hostnames, clock skew, arch,
+//! free ports on fresh hosts, an even master count warned — `check.rs`) and
+//! images (mount, Config documents, render; skipped when the journal has
+//! the same inputs; then the kubeadm configuration is generated once to
+//! refuse a VIP inside the pod/service CIDRs before any node changes).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 
 use ferry_shared::EventKind;
 use ferry_shared::clusterfile::{ROLE_MASTER, ResolvedHost};
 use ferry_shared::image::EnvLayers;
+use ferry_shared::kubeadm::{BootstrapToken, ClusterFacts, KubeadmDocs, KubeadmError};
+use ferry_shared::pipeline::check::{VipOverlap, vip_problems};
 use ferry_shared::pipeline::{Outcome, Step, digest};
 use serde::Deserialize;
 
 use super::PipelineError;
+use super::check as hcheck;
 use super::ctx::{Ctx, DEFAULT_VIP, Inputs};
 use super::images::{self, Mounts};
 use super::journal::Recorder;
@@ -19,20 +26,30 @@ use crate::fanout;
 use crate::install::{self, HostJob};
 use crate::state::ClusterState;
 
+/// The registry port when the image env sets none (sealos' default).
+const DEFAULT_REGISTRY_PORT: u16 = 5000;
+
+/// What the check step found, handed to the images step.
+pub(super) struct Checked {
+    pub nodes: BTreeMap<IpAddr, NodeRef>,
+    pub hostnames: BTreeMap<IpAddr, String>,
+    /// Kubernetes arch name per host (Facts).
+    pub arches: BTreeMap<IpAddr, String>,
+    pub images: Vec<images::LoadedImage>,
+}
+
+/// Installs or upgrades the agents and loads the images (bastion only) at
+/// the same time, then probes every host; all problems of all hosts are
+/// reported together. Nothing on a node changes here beyond the agent.
 pub(super) async fn check(
     state: &ClusterState,
     rec: &Recorder,
     inp: &Inputs,
     hosts: &[ResolvedHost],
-) -> Result<
-    (
-        BTreeMap<std::net::IpAddr, NodeRef>,
-        BTreeMap<std::net::IpAddr, String>,
-    ),
-    PipelineError,
-> {
+) -> Result<Checked, PipelineError> {
+    let step = Step::Check;
     rec.step_event(
-        Step::Check,
+        step,
         "",
         EventKind::Started,
         &format!("{} hosts", hosts.len()),
@@ -40,7 +57,7 @@ pub(super) async fn check(
     let masters = hosts.iter().filter(|h| h.has_role(ROLE_MASTER)).count();
     if masters % 2 == 0 {
         rec.step_event(
-            Step::Check,
+            step,
             "",
             EventKind::Progress,
             &format!(
@@ -48,30 +65,38 @@ pub(super) async fn check(
             ),
         );
     }
+    let mut problems = Vec::new();
     let mut jobs = Vec::new();
+    let mut job_hosts = Vec::new();
     for h in hosts {
-        let target = inp.targets.get(&h.addr.ip).cloned().ok_or_else(|| {
-            PipelineError::host(
-                &h.addr.to_string(),
-                Step::Check,
-                "no SSH settings for this host",
-            )
-        })?;
-        jobs.push(HostJob {
-            target,
-            roles: h.roles.clone(),
-        });
+        match inp.targets.get(&h.addr.ip) {
+            Some(t) => {
+                jobs.push(HostJob {
+                    target: t.clone(),
+                    roles: h.roles.clone(),
+                });
+                job_hosts.push(h);
+            }
+            None => problems.push(format!("{}: no SSH settings for this host", h.addr)),
+        }
     }
+    // Loading reads (and may unpack) on the bastion only: it runs beside
+    // the installs.
+    let (src, names) = (inp.images.clone(), inp.cf.cluster.spec.image.clone());
+    let load = tokio::task::spawn_blocking(move || images::load(src.as_ref(), &names));
     let ictx = inp.install.clone();
     let results = fanout::for_each(jobs, inp.concurrency, move |job| {
         install::install_host(job, ictx.clone())
     })
     .await;
+    let loaded = match load.await {
+        Ok(r) => r,
+        Err(e) => Err(PipelineError::cluster(Step::Images, e)),
+    };
     let mut inv = state.load_inventory()?;
     let mut nodes = BTreeMap::new();
-    let mut names = BTreeMap::new();
-    let mut errors = Vec::new();
-    for (h, res) in hosts.iter().zip(results) {
+    let mut agent_errors = Vec::new();
+    for (h, res) in job_hosts.iter().zip(results) {
         match res {
             Ok(recd) => {
                 nodes.insert(
@@ -82,36 +107,135 @@ pub(super) async fn check(
                         agent_port: recd.agent_port,
                     },
                 );
-                names.insert(h.addr.ip, recd.hostname.clone());
                 inv.upsert(recd);
             }
-            Err(e) => errors.push(format!("{}: [{}] {e}", h.addr, e.phase())),
+            Err(e) => {
+                agent_errors.push(format!("{}: agent not ready: [{}] {e}", h.addr, e.phase()))
+            }
         }
     }
     state.save_inventory(&inv)?;
-    if !errors.is_empty() {
-        return Err(PipelineError::cluster(
-            Step::Check,
-            format!(
-                "agents not ready on {} hosts:\n  {}",
-                errors.len(),
-                errors.join("\n  ")
-            ),
-        ));
-    }
-    let mut seen: BTreeMap<&str, std::net::IpAddr> = BTreeMap::new();
-    for (ip, n) in &names {
-        if let Some(other) = seen.insert(n.as_str(), *ip) {
-            return Err(PipelineError::cluster(
-                Step::Check,
-                format!(
-                    "hosts {other} and {ip} share the hostname `{n}`; Kubernetes node names must be unique"
-                ),
-            ));
+    problems.extend(agent_errors);
+    let loaded = if inp.cf.cluster.spec.image.is_empty() {
+        problems.push("no image: give IMAGE arguments or spec.image".into());
+        Vec::new()
+    } else {
+        match loaded {
+            Ok(l) => l,
+            Err(e) => {
+                problems.push(format!(
+                    "{e}; next: check the name (`ferry images`), `ferry pull` it or give an image directory"
+                ));
+                Vec::new()
+            }
+        }
+    };
+    let (tls, op) = (inp.install.tls.clone(), rec.reporter().op().to_string());
+    let probed = fanout::for_each(
+        nodes.values().cloned().collect(),
+        inp.concurrency,
+        move |n: NodeRef| {
+            let (tls, op) = (tls.clone(), op.clone());
+            async move { (n.ip, hcheck::probe(&n, &tls, &op).await) }
+        },
+    )
+    .await;
+    let mut probes = BTreeMap::new();
+    for (ip, res) in probed {
+        match res {
+            Ok(p) => {
+                let host = nodes.get(&ip).map(|n| n.host.clone()).unwrap_or_default();
+                rec.step_event(
+                    step,
+                    &host,
+                    EventKind::Progress,
+                    &format!(
+                        "hostname {}, {}, clock {:+} ms, {} listening sockets",
+                        p.facts.hostname,
+                        p.facts.arch,
+                        p.skew_ms,
+                        p.listeners.len()
+                    ),
+                );
+                probes.insert(ip, p);
+            }
+            Err(e) => problems.push(e.to_string()),
         }
     }
-    rec.step_event(Step::Check, "", EventKind::Finished, "");
-    Ok((nodes, names))
+    let journal =
+        std::fs::read_to_string(state.dir().join(super::JOURNAL_FILE)).unwrap_or_default();
+    let touched = hcheck::touched_hosts(&journal);
+    let fresh: BTreeSet<IpAddr> = hosts
+        .iter()
+        .filter(|h| !touched.contains(&h.addr.to_string()))
+        .map(|h| h.addr.ip)
+        .collect();
+    let layers = Ctx::stack(&loaded).ok().map(|stack| EnvLayers {
+        image: stack.merged_env(),
+        spec: inp.cf.cluster.spec.env.clone(),
+        cli: inp.cli_env.clone(),
+    });
+    let registry_port = move |h: &ResolvedHost| -> u16 {
+        layers
+            .as_ref()
+            .and_then(|l| {
+                let (env, _) = l.host_env(&h.addr.to_string(), &h.env);
+                env.get("registryPort").and_then(|p| p.trim().parse().ok())
+            })
+            .unwrap_or(DEFAULT_REGISTRY_PORT)
+    };
+    let mut archs: Vec<&str> = loaded.iter().filter_map(|i| i.arch.as_deref()).collect();
+    archs.sort_unstable();
+    archs.dedup();
+    if archs.len() > 1 {
+        problems.push(format!(
+            "the images are built for different architectures ({}); use images of one architecture",
+            archs.join(", ")
+        ));
+    }
+    let verdict = hcheck::Verdict {
+        hosts,
+        probes: &probes,
+        fresh: &fresh,
+        registry_port: &registry_port,
+        image_arch: archs.first().copied().filter(|_| archs.len() == 1),
+        agent_port: inp.install.port,
+    };
+    let (found, busy) = verdict.problems();
+    problems.extend(found);
+    for (ip, ports) in busy {
+        let Some(n) = nodes.get(&ip) else { continue };
+        let inodes: Vec<u64> = ports.iter().map(|b| b.listener.inode).collect();
+        let owners = hcheck::owners(n, &inp.install.tls, rec.reporter().op(), &inodes).await;
+        for b in &ports {
+            problems.push(hcheck::busy_line(&n.host, b, owners.get(&b.listener.inode)));
+        }
+    }
+    if !problems.is_empty() {
+        let detail = format!(
+            "{} problem{} (nothing was changed on the nodes beyond the agents); fix them and re-run:\n  - {}",
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" },
+            problems.join("\n  - ")
+        );
+        rec.step_event(step, "", EventKind::Failed, &detail);
+        return Err(PipelineError::cluster(step, detail));
+    }
+    rec.step_event(step, "", EventKind::Finished, "");
+    let hostnames = probes
+        .iter()
+        .map(|(ip, p)| (*ip, p.facts.hostname.clone()))
+        .collect();
+    let arches = probes
+        .iter()
+        .map(|(ip, p)| (*ip, p.facts.arch.clone()))
+        .collect();
+    Ok(Checked {
+        nodes,
+        hostnames,
+        arches,
+        images: loaded,
+    })
 }
 
 pub(super) async fn prepare(
@@ -119,9 +243,14 @@ pub(super) async fn prepare(
     rec: &Recorder,
     inp: &Inputs,
     hosts: Vec<ResolvedHost>,
-    nodes: BTreeMap<std::net::IpAddr, NodeRef>,
-    hostnames: BTreeMap<std::net::IpAddr, String>,
+    checked: Checked,
 ) -> Result<Ctx, PipelineError> {
+    let Checked {
+        nodes,
+        hostnames,
+        arches,
+        images: loaded,
+    } = checked;
     let step = Step::Images;
     rec.step_event(
         step,
@@ -129,17 +258,6 @@ pub(super) async fn prepare(
         EventKind::Started,
         &inp.cf.cluster.spec.image.join(", "),
     );
-    if inp.cf.cluster.spec.image.is_empty() {
-        return Err(PipelineError::cluster(
-            step,
-            "no image: give IMAGE arguments or spec.image",
-        ));
-    }
-    let src = inp.images.clone();
-    let names = inp.cf.cluster.spec.image.clone();
-    let loaded = tokio::task::spawn_blocking(move || images::load(src.as_ref(), &names))
-        .await
-        .map_err(|e| PipelineError::cluster(step, e))??;
     let stack = Ctx::stack(&loaded).map_err(|e| PipelineError::cluster(step, e))?;
     if stack.rootfs().is_none() {
         return Err(PipelineError::cluster(
@@ -228,6 +346,7 @@ pub(super) async fn prepare(
     overlays.extend(inp.cf.kube_config_docs().map(|d| d.value.clone()));
     let master0 = inp.cf.cluster.master0()?;
     let registry = inp.cf.cluster.registry_hosts()?;
+    vip_outside_cidrs(&hosts, &master0, vip, &kube_version, &overlays)?;
     let mount_rootfs = mounts.rootfs.clone();
     Ok(Ctx {
         rec: rec.clone(),
@@ -239,6 +358,7 @@ pub(super) async fn prepare(
         registry,
         nodes,
         hostnames,
+        arches,
         images: loaded,
         mounts,
         mount_rootfs,
@@ -252,6 +372,50 @@ pub(super) async fn prepare(
         concurrency: inp.concurrency,
         base_digest,
     })
+}
+
+/// Generates the kubeadm configuration once (throwaway token, nothing
+/// kept) so that a VIP inside the pod or service CIDR, or a broken kubeadm
+/// document, stops the run before any node changes.
+fn vip_outside_cidrs(
+    hosts: &[ResolvedHost],
+    master0: &ResolvedHost,
+    vip: IpAddr,
+    kube_version: &str,
+    overlays: &[serde_yaml_ng::Value],
+) -> Result<(), PipelineError> {
+    let facts = ClusterFacts {
+        kube_version: kube_version.to_string(),
+        master0: master0.addr.ip,
+        masters: hosts
+            .iter()
+            .filter(|h| h.has_role(ROLE_MASTER))
+            .map(|h| h.addr.ip)
+            .collect(),
+        vip,
+        token: BootstrapToken::from_random(&[0; 22]),
+        certificate_key: String::new(),
+    };
+    match KubeadmDocs::new(facts, overlays) {
+        Ok(docs) => {
+            let p = vip_problems(vip, &docs.pod_subnet(), &docs.service_subnet());
+            if p.is_empty() {
+                Ok(())
+            } else {
+                Err(PipelineError::cluster(Step::Images, p.join("; ")))
+            }
+        }
+        Err(KubeadmError::VipInCidr { vip, which, cidr }) => Err(PipelineError::cluster(
+            Step::Images,
+            VipOverlap { vip, which, cidr },
+        )),
+        Err(e) => Err(PipelineError::cluster(
+            Step::Images,
+            format!(
+                "kubeadm configuration: {e}; next: fix the image's etc/kubeadm.yml or the Clusterfile's kubeadm documents"
+            ),
+        )),
+    }
 }
 
 fn existing_mounts(dir: &std::path::Path, loaded: &[images::LoadedImage]) -> Mounts {

@@ -54,11 +54,11 @@ async fn run_inner(
 ) -> Result<(), PipelineError> {
     let t = Instant::now();
     let hosts = inp.cf.cluster.resolved_hosts()?;
-    let (nodes, hostnames) = prepare::check(state, rec, &inp, &hosts).await?;
+    let checked = prepare::check(state, rec, &inp, &hosts).await?;
     timings.push((Step::Check, t.elapsed().as_secs_f64()));
 
     let t = Instant::now();
-    let ctx = Arc::new(prepare::prepare(state, rec, &inp, hosts, nodes, hostnames).await?);
+    let ctx = Arc::new(prepare::prepare(state, rec, &inp, hosts, checked).await?);
     writeback::set_mounts(cf_out, &ctx);
     timings.push((Step::Images, t.elapsed().as_secs_f64()));
 

@@ -33,6 +33,16 @@ pub enum TransferError {
     Path(ferry_shared::transfer::PathError),
     #[error("manifest: {0}")]
     Manifest(#[from] ferry_shared::transfer::ManifestError),
+    #[error(
+        "{path}: content hashes to sha256:{actual} but its path names sha256:{expected}{}: the source registry is corrupt, so nothing was sent; re-pull the image (or rebuild the cluster image) so the blob is rewritten, then re-run",
+        if *others > 0 { format!(" (and {others} more blob(s) like it)") } else { String::new() }
+    )]
+    DigestMismatch {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+        others: usize,
+    },
     #[error("{0} changed while it was being sent; re-run the copy")]
     SourceChanged(PathBuf),
     #[error("agent at {endpoint}: {rpc} failed: {status}")]

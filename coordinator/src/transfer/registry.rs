@@ -10,6 +10,12 @@
 //!
 //! Neither transfer prunes: blobs of other images already on the node stay.
 //! An interrupted sync resumes: landed chunks are in the nodes' caches.
+//!
+//! Invariant: a source blob (`blobs/sha256/<xx>/<hex>/data`) whose content
+//! does not hash to `<hex>` refuses the whole sync before anything is sent
+//! (checked in the walk's one read). Agents verify every chunk against the
+//! manifest, whose chunks are the bytes checked here, so what lands on a
+//! node is the verified blob.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -27,9 +33,24 @@ pub const BLOBS: &str = "docker/registry/v2/blobs";
 pub const REPOSITORIES: &str = "docker/registry/v2/repositories";
 
 /// The two phases' manifests of a registry root.
+#[derive(Debug)]
 pub struct RegistrySources {
     pub blobs: Arc<Source>,
     pub rest: Arc<Source>,
+}
+
+/// The sha256 a registry root's relative path promises: that of
+/// `docker/registry/v2/blobs/sha256/<xx>/<64 hex>/data` is `<64 hex>`.
+pub fn blob_digest(rel: &str) -> Option<[u8; 32]> {
+    let rest = rel.strip_prefix(BLOBS)?.strip_prefix("/sha256/")?;
+    let mut parts = rest.split('/');
+    let (_, hex, data) = (parts.next()?, parts.next()?, parts.next()?);
+    if data != "data" || parts.next().is_some() || hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(hex, &mut out).ok()?;
+    Some(out)
 }
 
 fn rel(p: &str) -> Result<RelPath, TransferError> {
@@ -49,6 +70,7 @@ pub fn sources(root: &Path, dest: &str, chunk_size: u32) -> Result<RegistrySourc
     let blobs = BuildOptions {
         prune: false,
         only: vec![rel(BLOBS)?],
+        expect_sha256: Some(blob_digest),
         ..BuildOptions::new(chunk_size)
     };
     let rest = BuildOptions {
@@ -170,5 +192,72 @@ mod tests {
         assert!(!rest.iter().any(|p| p.contains("blobs")), "{rest:?}");
         assert!(!s.blobs.prune && !s.rest.prune);
         assert!(sources(&r.join("docker"), "/x/y", MIN_CHUNK_SIZE).is_err());
+    }
+
+    fn put_blob(root: &Path, data: &[u8]) -> (String, std::path::PathBuf) {
+        use sha2::Digest;
+        let hex = hex::encode(sha2::Sha256::digest(data));
+        let dir = root.join(format!("{BLOBS}/sha256/{}/{hex}", &hex[..2]));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("data"), data).unwrap();
+        (hex, dir.join("data"))
+    }
+
+    #[test]
+    fn blob_paths_name_their_digest() {
+        let hex = "ab".repeat(32);
+        let p = format!("{BLOBS}/sha256/ab/{hex}/data");
+        assert_eq!(blob_digest(&p), Some([0xab; 32]));
+        for other in [
+            format!("{BLOBS}/sha256/ab/{hex}"),
+            format!("{BLOBS}/sha256/ab/{hex}/data/x"),
+            format!("{BLOBS}/sha256/ab/{}/data", &hex[..62]),
+            format!("{BLOBS}/sha256/ab/{}zz/data", &hex[..62]),
+            format!("{BLOBS}/sha512/ab/{hex}/data"),
+            format!("{REPOSITORIES}/app/_layers/sha256/{hex}/link"),
+        ] {
+            assert_eq!(blob_digest(&other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn a_tampered_blob_refuses_the_source() {
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        // Several chunks, so the whole-file hash spans chunk boundaries.
+        let big: Vec<u8> = (0..3 * MIN_CHUNK_SIZE + 17)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let (_, big_path) = put_blob(r, &big);
+        put_blob(r, b"config");
+        std::fs::create_dir_all(r.join(REPOSITORIES)).unwrap();
+        let s = sources(r, "/var/lib/registry", MIN_CHUNK_SIZE).unwrap();
+        assert_eq!(s.blobs.manifest.file_count(), 2);
+        // Same size, one byte changed.
+        let mut bad = big.clone();
+        bad[MIN_CHUNK_SIZE as usize + 5] ^= 0xff;
+        std::fs::write(&big_path, &bad).unwrap();
+        let e = sources(r, "/var/lib/registry", MIN_CHUNK_SIZE).unwrap_err();
+        let msg = e.to_string();
+        use sha2::Digest;
+        let (want, got) = (
+            hex::encode(sha2::Sha256::digest(&big)),
+            hex::encode(sha2::Sha256::digest(&bad)),
+        );
+        assert!(msg.contains(&big_path.display().to_string()), "{msg}");
+        assert!(msg.contains(&format!("sha256:{want}")), "{msg}");
+        assert!(msg.contains(&format!("sha256:{got}")), "{msg}");
+        assert!(msg.contains("re-pull the image"), "{msg}");
+        assert!(!msg.contains("more blob"), "{msg}");
+        // A second bad blob is counted.
+        let (_, small) = put_blob(r, b"layer");
+        std::fs::write(&small, b"LAYER").unwrap();
+        let msg = sources(r, "/x/reg", MIN_CHUNK_SIZE)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("and 1 more blob"), "{msg}");
+        // Outside blobs/ (and without the option) nothing is checked.
+        let plain = build_with(r, "/x/reg", &BuildOptions::new(MIN_CHUNK_SIZE)).unwrap();
+        assert_eq!(plain.manifest.file_count(), 3);
     }
 }

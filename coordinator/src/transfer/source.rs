@@ -77,7 +77,14 @@ pub struct BuildOptions {
     /// Only these relative subtrees (and their parent directories); empty
     /// means everything.
     pub only: Vec<RelPath>,
+    /// Files whose whole content must hash to a sha256 their relative path
+    /// names (registry blobs): `Some(digest)` for such a path. Checked in
+    /// the walk's single read; a mismatch refuses the whole source.
+    pub expect_sha256: Option<ExpectSha256>,
 }
+
+/// The whole-file sha256 a relative path promises, if it promises one.
+pub type ExpectSha256 = fn(&str) -> Option<[u8; 32]>;
 
 impl BuildOptions {
     pub fn new(chunk_size: u32) -> Self {
@@ -86,6 +93,7 @@ impl BuildOptions {
             prune: true,
             exclude: Vec::new(),
             only: Vec::new(),
+            expect_sha256: None,
         }
     }
 
@@ -117,6 +125,10 @@ struct Walk {
     entries: Vec<Entry>,
     chunks: HashMap<ChunkHash, ChunkLoc>,
     skipped_special: u64,
+    expect_sha256: Option<ExpectSha256>,
+    /// Files whose content does not hash to the digest their path names:
+    /// (path, expected, actual).
+    bad_digests: Vec<(PathBuf, [u8; 32], [u8; 32])>,
 }
 
 /// Builds the manifest of `src` for destination `dst`. A directory `src`
@@ -137,6 +149,8 @@ pub fn build_with(src: &Path, dst: &str, opts: &BuildOptions) -> Result<Source, 
         entries: Vec::new(),
         chunks: HashMap::new(),
         skipped_special: 0,
+        expect_sha256: opts.expect_sha256,
+        bad_digests: Vec::new(),
     };
     let (dest, prune) = if md.is_dir() {
         let mut stack = vec![(src.to_path_buf(), String::new())];
@@ -171,6 +185,14 @@ pub fn build_with(src: &Path, dst: &str, opts: &BuildOptions) -> Result<Source, 
         w.add(src, name)?;
         (parent, false)
     };
+    if let Some((path, expected, actual)) = w.bad_digests.first() {
+        return Err(TransferError::DigestMismatch {
+            path: path.clone(),
+            expected: hex::encode(expected),
+            actual: hex::encode(actual),
+            others: w.bad_digests.len() - 1,
+        });
+    }
     let manifest = Manifest::new(chunk_size, w.entries)?;
     Ok(Source {
         manifest,
@@ -208,7 +230,13 @@ impl Walk {
                 .map_err(|_| TransferError::NotUtf8(path.to_path_buf()))?;
             EntryKind::Symlink { target }
         } else if ft.is_file() {
-            let chunks = self.hash(path)?;
+            let expected = self.expect_sha256.and_then(|f| f(rel.as_str()));
+            let (chunks, actual) = self.hash(path, expected.is_some())?;
+            if let (Some(e), Some(a)) = (expected, actual)
+                && e != a
+            {
+                self.bad_digests.push((path.to_path_buf(), e, a));
+            }
             EntryKind::File {
                 size: m.len(),
                 chunks,
@@ -227,9 +255,17 @@ impl Walk {
         Ok(is_dir)
     }
 
-    fn hash(&mut self, path: &Path) -> Result<Vec<ChunkHash>, TransferError> {
+    /// Chunk hashes of `path`, and with `whole` its whole-file sha256,
+    /// computed from the same read.
+    fn hash(
+        &mut self,
+        path: &Path,
+        whole: bool,
+    ) -> Result<(Vec<ChunkHash>, Option<[u8; 32]>), TransferError> {
+        use sha2::Digest;
         let mut f = std::fs::File::open(path).map_err(io(path, "open"))?;
         let before = FileStamp::of(&f);
+        let mut file_hash = whole.then(sha2::Sha256::new);
         let mut out = Vec::new();
         let mut fresh = Vec::new();
         let mut offset = 0u64;
@@ -239,6 +275,9 @@ impl Walk {
                 break;
             }
             let h = ChunkHash::of(&self.buf[..n]);
+            if let Some(w) = file_hash.as_mut() {
+                w.update(&self.buf[..n]);
+            }
             self.chunks.entry(h).or_insert_with(|| {
                 fresh.push(h);
                 ChunkLoc {
@@ -262,7 +301,7 @@ impl Walk {
                 }
             }
         }
-        Ok(out)
+        Ok((out, file_hash.map(|w| w.finalize().into())))
     }
 }
 
