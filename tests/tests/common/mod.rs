@@ -10,6 +10,8 @@ use std::process::{Command, Output};
 use ferry_tests::testbed::Testbed;
 use serde_json::Value;
 
+pub mod agents;
+
 /// `target/debug/ferry`, or `FERRY_BIN`.
 pub fn ferry_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("FERRY_BIN") {
