@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the static ferry-agent (x86_64 musl, `agent` cargo profile: size
-# optimised, thin LTO, stripped) and checks that it is statically linked.
+# Builds the static ferry-agent (x86_64 musl, `agent` cargo profile:
+# opt-level 3, thin LTO, stripped) and checks that it is statically linked.
 # Installs musl-tools and the rust musl target first where missing.
 # Prints the binary's path and size on stdout.
 set -euo pipefail
