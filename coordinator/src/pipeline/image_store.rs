@@ -96,8 +96,9 @@ impl StoreImages {
                     bad(
                         name,
                         format!(
-                            "not in the image store at {} and pulling it failed: {e}",
-                            store.root().display()
+                            "not in the image store at {} and pulling it failed: {e}; next: check the reference, `ferry login {}` if the registry needs credentials, or give an image directory",
+                            store.root().display(),
+                            reference.registry
                         ),
                     )
                 })?;
