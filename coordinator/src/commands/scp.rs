@@ -99,7 +99,6 @@ pub async fn scp(cluster: &ClusterState, r: &Reporter, a: ScpArgs) -> Result<Exi
             return Ok(Exit::Interrupted);
         }
     };
-    r.finish();
     let mut sum = Summary::default();
     for (host, res) in hosts.iter().zip(&results) {
         match res {
@@ -132,6 +131,8 @@ pub async fn scp(cluster: &ClusterState, r: &Reporter, a: ScpArgs) -> Result<Exi
             .counter(c::RELAY_ROUNDS, s.rounds);
     }
     r.emit(ev);
+    // After the run's own event, so the total's bar ends with it.
+    r.finish();
     Ok(sum.print(r, &format!("scp {} -> {}", a.src.display(), a.dst), started))
 }
 

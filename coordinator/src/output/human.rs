@@ -1,6 +1,10 @@
-//! Human rendering of events: a spinner per node on a terminal, plain
-//! `node phase kind message` lines otherwise. Output lines of commands are
-//! printed `[node] line`, stderr marked.
+//! Human rendering of events. On a terminal: a spinner per node, which
+//! becomes a byte bar while the node's events carry byte counters (see
+//! [`super::progress`]) and ends with its summary; the total's bar (node
+//! `-`) stays at the bottom; failures are printed above the bars. Otherwise
+//! plain `node phase kind message` lines (byte events as `120.0/400.0 MiB
+//! 38.2 MiB/s eta 7s (files ...)`). Output lines of commands are printed
+//! `[node] line`, stderr marked.
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
@@ -10,11 +14,31 @@ use std::time::Duration;
 use ferry_shared::{Event, EventKind, OutputStream, Phase};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::progress::{self, ByteProgress};
+
 pub struct Human {
     bars: Option<MultiProgress>,
-    per_node: Mutex<HashMap<String, ProgressBar>>,
+    lines: Mutex<Lines>,
     err: Mutex<std::io::Stderr>,
 }
+
+/// The terminal's live lines: one per node, the total's byte bar last.
+#[derive(Default)]
+struct Lines {
+    /// After [`Human::finish`]: bars are done, text goes below them.
+    closed: bool,
+    per_node: HashMap<String, Line>,
+    /// The total's byte bar, kept below every node's line.
+    total: Option<ProgressBar>,
+}
+
+struct Line {
+    pb: ProgressBar,
+    /// The last byte counters when this line is a byte bar.
+    bytes: Option<ByteProgress>,
+}
+
+const TOTAL: &str = "-";
 
 impl Default for Human {
     fn default() -> Self {
@@ -27,13 +51,17 @@ impl Human {
         let tty = std::io::stderr().is_terminal();
         Self {
             bars: tty.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
-            per_node: Mutex::new(HashMap::new()),
+            lines: Mutex::new(Lines::default()),
             err: Mutex::new(std::io::stderr()),
         }
     }
 
+    fn closed(&self) -> bool {
+        self.lines.lock().unwrap_or_else(|e| e.into_inner()).closed
+    }
+
     pub fn println(&self, s: &str) {
-        match &self.bars {
+        match self.bars.as_ref().filter(|_| !self.closed()) {
             Some(m) => {
                 let _ = m.println(s);
             }
@@ -47,7 +75,7 @@ impl Human {
     }
 
     fn status_line(&self, s: &str) {
-        match &self.bars {
+        match self.bars.as_ref().filter(|_| !self.closed()) {
             Some(m) => {
                 let _ = m.println(s);
             }
@@ -59,21 +87,6 @@ impl Human {
         }
     }
 
-    fn bar(&self, node: &str) -> Option<ProgressBar> {
-        let m = self.bars.as_ref()?;
-        let mut map = self.per_node.lock().ok()?;
-        let pb = map.entry(node.to_string()).or_insert_with(|| {
-            let pb = m.add(ProgressBar::new_spinner());
-            if let Ok(style) = ProgressStyle::with_template("{spinner} {prefix:>18} {wide_msg}") {
-                pb.set_style(style);
-            }
-            pb.set_prefix(node.to_string());
-            pb.enable_steady_tick(Duration::from_millis(120));
-            pb
-        });
-        Some(pb.clone())
-    }
-
     pub fn render(&self, ev: &Event) {
         // Facts are shown as a table by `agent status`; the event's message
         // is the facts JSON, meant for `--output json`.
@@ -81,7 +94,7 @@ impl Human {
             return;
         }
         let node = if ev.node.is_empty() {
-            "-"
+            TOTAL
         } else {
             ev.node.as_str()
         };
@@ -98,38 +111,179 @@ impl Human {
             }
             return;
         }
+        let bytes = ByteProgress::from_event(ev);
+        let Some(m) = self.bars.as_ref().filter(|_| !self.closed()) else {
+            let line = match &bytes {
+                Some(p) => progress::plain_line(node, ev, p),
+                None => format!("{node:>18}  {}", status_text(ev)),
+            };
+            self.status_line(&line);
+            return;
+        };
+        if ev.kind == EventKind::Failed {
+            // The error itself; a byte bar keeps the counters.
+            let text = match bytes {
+                Some(_) => format!("{} {}: {}", ev.phase, ev.kind, ev.message),
+                None => status_text(ev),
+            };
+            let _ = m.println(format!("{node:>18}  {text}"));
+        }
+        let mut lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        match bytes {
+            Some(p) => bars::bytes(m, &mut lines, node, ev, p),
+            None => bars::status(m, &mut lines, node, ev),
+        }
+    }
+
+    pub fn finish(&self) {
+        let mut lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        lines.closed = true;
+        for (_, l) in lines.per_node.drain() {
+            if !l.pb.is_finished() {
+                l.pb.finish();
+            }
+        }
+        if let Some(t) = lines.total.take()
+            && !t.is_finished()
+        {
+            t.finish();
+        }
+    }
+}
+
+/// `{phase} {kind}: {message} (k=v ...)`: an event without byte counters.
+fn status_text(ev: &Event) -> String {
+    let mut msg = format!("{} {}", ev.phase, ev.kind);
+    if !ev.message.is_empty() {
+        msg.push_str(": ");
+        msg.push_str(&ev.message);
+    }
+    if !ev.counters.is_empty() {
         let counters: Vec<String> = ev
             .counters
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
-        let mut msg = format!("{} {}", ev.phase, ev.kind);
-        if !ev.message.is_empty() {
-            msg.push_str(": ");
-            msg.push_str(&ev.message);
-        }
-        if !counters.is_empty() {
-            msg.push_str(&format!(" ({})", counters.join(" ")));
-        }
-        match self.bar(node) {
-            Some(pb) => {
-                if ev.kind == EventKind::Failed {
-                    let _ = self
-                        .bars
-                        .as_ref()
-                        .map(|m| m.println(format!("{node:>18}  {msg}")));
-                }
-                pb.set_message(msg);
-            }
-            None => self.status_line(&format!("{node:>18}  {msg}")),
-        }
+        msg.push_str(&format!(" ({})", counters.join(" ")));
+    }
+    msg
+}
+
+/// The indicatif side: which bar an event lands on, and its style.
+mod bars {
+    use super::*;
+
+    fn spinner_style() -> Option<ProgressStyle> {
+        ProgressStyle::with_template("{spinner} {prefix:>18} {wide_msg}").ok()
     }
 
-    pub fn finish(&self) {
-        if let Ok(mut map) = self.per_node.lock() {
-            for (_, pb) in map.drain() {
-                pb.finish();
+    fn bar_style() -> Option<ProgressStyle> {
+        ProgressStyle::with_template("  {prefix:>18} [{bar:28}] {wide_msg}")
+            .ok()
+            .map(|s| s.progress_chars("=> "))
+    }
+
+    /// A new line for `node`, above the total's bar (or the total's bar).
+    fn add(m: &MultiProgress, lines: &Lines, node: &str, pb: ProgressBar) -> ProgressBar {
+        let pb = match &lines.total {
+            Some(t) if node != TOTAL && !t.is_finished() => m.insert_before(t, pb),
+            _ => m.add(pb),
+        };
+        pb.set_prefix(node.to_string());
+        pb
+    }
+
+    fn new_spinner(m: &MultiProgress, lines: &Lines, node: &str) -> ProgressBar {
+        let pb = add(m, lines, node, ProgressBar::new_spinner());
+        if let Some(s) = spinner_style() {
+            pb.set_style(s);
+        }
+        pb.enable_steady_tick(Duration::from_millis(120));
+        pb
+    }
+
+    fn to_bar(pb: &ProgressBar, total: u64) {
+        pb.disable_steady_tick();
+        if let Some(s) = bar_style() {
+            pb.set_style(s);
+        }
+        pb.set_length(total);
+    }
+
+    /// An event with byte counters: the node's line becomes (or is) a byte
+    /// bar; the total's bar is created at the bottom.
+    pub(super) fn bytes(
+        m: &MultiProgress,
+        lines: &mut Lines,
+        node: &str,
+        ev: &Event,
+        p: ByteProgress,
+    ) {
+        let text = progress::describe(ev, &p);
+        let reuse = lines
+            .per_node
+            .get(node)
+            .is_some_and(|l| !l.pb.is_finished() && (l.bytes.is_some() || node != TOTAL));
+        if !reuse {
+            if let Some(old) = lines.per_node.remove(node)
+                && !old.pb.is_finished()
+            {
+                old.pb.finish();
+            }
+            let pb = add(m, lines, node, ProgressBar::new(p.total));
+            if node == TOTAL {
+                lines.total = Some(pb.clone());
+            }
+            lines
+                .per_node
+                .insert(node.to_string(), Line { pb, bytes: None });
+        }
+        let Some(line) = lines.per_node.get_mut(node) else {
+            return;
+        };
+        if line.bytes.is_none() {
+            to_bar(&line.pb, p.total);
+        }
+        line.pb.set_length(p.total);
+        line.pb.set_position(p.done.min(p.total));
+        match ev.kind {
+            EventKind::Finished => line.pb.finish_with_message(text),
+            EventKind::Failed => line.pb.abandon_with_message(text),
+            _ => line.pb.set_message(text),
+        }
+        line.bytes = Some(p);
+    }
+
+    /// An event without byte counters: a spinner's message; it ends a live
+    /// byte bar (keeping its bytes), or opens a spinner after one.
+    pub(super) fn status(m: &MultiProgress, lines: &mut Lines, node: &str, ev: &Event) {
+        let text = status_text(ev);
+        if let Some(line) = lines.per_node.get_mut(node)
+            && !line.pb.is_finished()
+        {
+            let Some(last) = &line.bytes else {
+                line.pb.set_message(text);
+                return;
+            };
+            let mut summary = format!("{} {}: {}", ev.phase, ev.kind, last.ended_by(ev).text());
+            if !ev.message.is_empty() {
+                summary.push_str(" — ");
+                summary.push_str(&ev.message);
+            }
+            match ev.kind {
+                EventKind::Failed => line.pb.abandon_with_message(summary),
+                EventKind::Finished => line.pb.finish_with_message(summary),
+                // Something else starts: the bar stays as it was.
+                _ => line.pb.finish(),
+            }
+            if matches!(ev.kind, EventKind::Failed | EventKind::Finished) {
+                return;
             }
         }
+        let pb = new_spinner(m, lines, node);
+        pb.set_message(text);
+        lines
+            .per_node
+            .insert(node.to_string(), Line { pb, bytes: None });
     }
 }

@@ -6,6 +6,7 @@
 //! through [`Reporter::emit`]; human rendering is derived from events.
 
 mod human;
+pub mod progress;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};

@@ -113,7 +113,9 @@ impl Tracker {
             mib(p.content_total)
         ));
         (self.sink)(with_progress(ev, p, self.started.elapsed()).message(msg));
-        if st.1.is_some_and(|t| t.elapsed() < PROGRESS_EVERY) {
+        // The total's last state is never throttled away.
+        let all_done = done && st.0.iter().all(|(q, _)| q.content_sent >= q.content_total);
+        if st.1.is_some_and(|t| t.elapsed() < PROGRESS_EVERY) && !all_done {
             return;
         }
         st.1 = Some(Instant::now());
