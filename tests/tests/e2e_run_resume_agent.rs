@@ -3,14 +3,15 @@
 //! 1 master + 2 workers. The staged fixture image's `init.sh` gets a gate
 //! after it installed the binaries: where `/run/ferry-test-hold` is a FIFO it
 //! blocks reading it (only worker 1 has one). When worker 1's hook reports
-//! that it is held, the test SIGKILLs, inside that node, the agent's
-//! supervisor, its `serve` process and the hook's process group: the agent
-//! died and took the half-done hook with it (what systemd does to the unit's
-//! cgroup), and nothing restarts it. The first run must fail naming worker 1,
-//! the bootstrap step and what to do next, with every other host's finished
-//! steps journaled; the same command again must restart the agent (over
-//! SSH), skip every step run 1 finished, redo worker 1's bootstrap and end
-//! with ClusterSuccess. Prints `RESUME-AGENT-MEASURE` lines.
+//! that it is held, the test SIGKILLs inside that node either the agent's
+//! supervisor, its `serve` process and the hook's process group (the agent
+//! died and took the half-done hook with it, as systemd does to a unit's
+//! cgroup; nothing restarts it) or `serve` alone (its supervisor restarts
+//! it). The first run must fail naming worker 1, the bootstrap step and what
+//! to do next, with every other host's finished steps journaled; the same
+//! command again must (re)start the agent where it is down (over SSH), skip
+//! every step run 1 finished, redo worker 1's bootstrap and end with
+//! ClusterSuccess. Prints `RESUME-AGENT-MEASURE` lines.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
@@ -81,40 +82,82 @@ fn journal(state: &Path) -> std::collections::BTreeMap<(String, String), String>
         .collect()
 }
 
-/// SIGKILLs the agent (supervisor + serve) and the held hook's process
-/// group inside node `i`, at once. Returns what was killed, for the log.
-fn kill_agent_and_hook(tb: &Testbed, i: usize) -> String {
+/// How the agent dies on worker 1 while its `init.sh` is held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Death {
+    /// Supervisor, `serve` and the hook's process group at once (the unit's
+    /// cgroup killed, or the node's agent gone): nothing restarts it, the
+    /// re-run's check step must start it over SSH.
+    AgentAndHook,
+    /// `serve` alone (OOM killer, crash): the supervisor restarts it; the
+    /// hook, in its own process group, is orphaned.
+    ServeOnly,
+}
+
+/// Processes of node `i`: (pid, pgid, args).
+fn processes(tb: &Testbed, i: usize) -> Vec<(String, String, String)> {
     let ps = tb.exec_ok(i, &["ps", "-eo", "pid=,pgid=,args="]).unwrap();
-    let mut agents = Vec::new();
-    let mut group = None;
-    for l in ps.lines() {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        let (pid, pgid, args) = (f[0], f[1], f[2..].join(" "));
-        if args.starts_with(AGENT_BIN) {
-            agents.push(pid.to_string());
-        } else if args == format!("cat {HOLD}") {
-            group = Some(format!("-{pgid}"));
-        }
-    }
-    assert!(
-        agents.len() >= 2,
-        "expected the supervisor and serve on node {i}:\n{ps}"
+    ps.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() >= 3).then(|| (f[0].to_string(), f[1].to_string(), f[2..].join(" ")))
+        })
+        .collect()
+}
+
+/// The process group of the `cat` that holds init.sh on node `i`, if any.
+fn held_group(tb: &Testbed, i: usize) -> Option<String> {
+    processes(tb, i)
+        .into_iter()
+        .find(|(_, _, a)| *a == format!("cat {HOLD}"))
+        .map(|(_, g, _)| g)
+}
+
+/// SIGKILLs (in one `kill`) what `death` names inside node `i`; returns
+/// what was killed, for the log.
+fn kill(tb: &Testbed, i: usize, death: Death) -> String {
+    let procs = processes(tb, i);
+    let serve = format!("{AGENT_BIN} serve");
+    let mut targets: Vec<String> = procs
+        .iter()
+        .filter(|(_, _, a)| match death {
+            Death::AgentAndHook => a.starts_with(AGENT_BIN),
+            Death::ServeOnly => a.starts_with(&serve),
+        })
+        .map(|(p, _, _)| p.clone())
+        .collect();
+    let want = if death == Death::AgentAndHook { 2 } else { 1 };
+    assert_eq!(
+        targets.len(),
+        want,
+        "agent processes on node {i}: {procs:?}"
     );
-    let group = group.unwrap_or_else(|| panic!("no held hook on node {i}:\n{ps}"));
+    let group = held_group(tb, i).unwrap_or_else(|| panic!("no held hook on node {i}: {procs:?}"));
+    if death == Death::AgentAndHook {
+        targets.push(format!("-{group}"));
+    }
     let mut argv = vec!["kill", "-9", "--"];
-    argv.extend(agents.iter().map(String::as_str));
-    argv.push(&group);
+    argv.extend(targets.iter().map(String::as_str));
     let out = tb.exec(i, &argv).unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    format!("agent pids {agents:?}, hook group {group}")
+    format!("{death:?}: killed {targets:?}")
 }
 
 #[test]
-fn agent_killed_during_bootstrap_resumes_with_plain_rerun() {
+fn agent_and_hook_killed_during_bootstrap_resume_with_plain_rerun() {
+    scenario(Death::AgentAndHook);
+}
+
+#[test]
+fn serve_killed_during_bootstrap_resumes_with_plain_rerun() {
+    scenario(Death::ServeOnly);
+}
+
+fn scenario(death: Death) {
     let tb = Testbed::up(TestbedConfig::nodes(3)).expect("testbed up");
     let b = Bastion::new(&tb);
     let ip: Vec<String> = tb.nodes().iter().map(|n| n.ip.to_string()).collect();
@@ -194,7 +237,7 @@ fn agent_killed_during_bootstrap_resumes_with_plain_rerun() {
             && e["message"] == HELD;
         first.push(e);
         if held {
-            let what = kill_agent_and_hook(&tb, 1);
+            let what = kill(&tb, 1, death);
             println!(
                 "RESUME-AGENT-MEASURE killed on worker 1 after {:?}: {what}",
                 t1.elapsed()
@@ -221,7 +264,7 @@ fn agent_killed_during_bootstrap_resumes_with_plain_rerun() {
     let host1 = victim["node"].as_str().unwrap().to_string();
     assert!(is_host(&victim["node"], &ip[1]), "{victim}");
     let msg = victim["message"].as_str().unwrap();
-    println!("RESUME-AGENT-MEASURE run 1 failed on {host1}: {msg}");
+    println!("RESUME-AGENT-MEASURE {death:?} run 1 failed on {host1}: {msg}");
     assert!(msg.starts_with("bootstrap:"), "{msg}");
     assert!(msg.contains("re-run"), "no next action in: {msg}");
     let summary = first
@@ -310,13 +353,23 @@ fn agent_killed_during_bootstrap_resumes_with_plain_rerun() {
             .join(" ")
     };
     println!(
-        "RESUME-AGENT-MEASURE run1_until_failure={:.2}s kill_to_exit={:.2}s run2={:.2}s",
+        "RESUME-AGENT-MEASURE {death:?} run1_until_failure={:.2}s kill_to_exit={:.2}s run2={:.2}s",
         run1.as_secs_f64(),
         kill_to_exit.as_secs_f64(),
         run2.as_secs_f64()
     );
-    println!("RESUME-AGENT-MEASURE skipped in run 2: {}", names(&skipped));
-    println!("RESUME-AGENT-MEASURE ran in run 2: {}", names(&rerun));
+    println!(
+        "RESUME-AGENT-MEASURE {death:?} skipped in run 2: {}",
+        names(&skipped)
+    );
+    println!(
+        "RESUME-AGENT-MEASURE {death:?} ran in run 2: {}",
+        names(&rerun)
+    );
+    println!(
+        "RESUME-AGENT-MEASURE {death:?} run 1's held hook still running after run 2: {}",
+        held_group(&tb, 1).is_some()
+    );
     let out = b.ferry(&["reset", "-p", pw]);
     assert!(out.status.success());
 }

@@ -24,6 +24,15 @@ pub enum PipelineError {
         outcome: String,
         tail: String,
     },
+    #[error(
+        "{host}: {step}: `{command}` interrupted, the agent connection broke ({detail}); it may have run partly; next: re-run the same command (it restarts the agent where it is down, skips finished steps and runs this one again); if that fails too, `ferry agent status`"
+    )]
+    Interrupted {
+        host: String,
+        step: Step,
+        command: String,
+        detail: String,
+    },
     #[error("{host}: {step}: {detail}")]
     Host {
         host: String,

@@ -15,6 +15,10 @@ use crate::client::{AgentClient, ClientTls, ExecItem};
 use crate::commands::LineSplitter;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the agent may take to accept an exec (request with its stdin
+/// sent, process spawned, response headers back). Once started, a stream
+/// is bounded by the client's idle limit (agents send heartbeats).
+const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Lines of output kept for error messages.
 const TAIL_LINES: usize = 20;
 
@@ -115,12 +119,25 @@ pub async fn run(
     spec.timeout = Some(cmd.timeout);
     spec.validate()
         .map_err(|e| PipelineError::host(&node.host, step, e))?;
-    let agent_err = |e: crate::client::ClientError| PipelineError::Agent {
+    let shown = cmd.shown();
+    let agent_err = |what: &str, e: &dyn std::fmt::Display| PipelineError::Agent {
         host: node.host.clone(),
         step,
-        detail: e.to_string(),
+        detail: format!("`{shown}` {what}: {e}"),
     };
-    let mut stream = client.exec(&spec).await.map_err(agent_err)?;
+    let interrupted = |detail: String| PipelineError::Interrupted {
+        host: node.host.clone(),
+        step,
+        command: shown.clone(),
+        detail,
+    };
+    let mut stream = match tokio::time::timeout(START_TIMEOUT, client.exec(&spec)).await {
+        Ok(r) => r.map_err(|e| agent_err("not started", &e))?,
+        Err(_) => {
+            let e = format!("no answer within {START_TIMEOUT:?}");
+            return Err(agent_err("not started", &e));
+        }
+    };
     let (mut out, mut err) = (LineSplitter::default(), LineSplitter::default());
     let mut stdout = String::new();
     let mut tail: Vec<String> = Vec::new();
@@ -142,7 +159,9 @@ pub async fn run(
         );
     };
     while let Some(item) = stream.next().await {
-        match item.map_err(agent_err)? {
+        // The command may have run partly: the step is journaled failed and
+        // runs again on the next run (hooks are re-run safe).
+        match item.map_err(|e| interrupted(e.to_string()))? {
             ExecItem::Stdout(d) => out.push(&d, |l| log(OutputStream::Stdout, l, &mut stdout)),
             ExecItem::Stderr(d) => err.push(&d, |l| log(OutputStream::Stderr, l, &mut stdout)),
             ExecItem::Exit(o) => {
@@ -154,7 +173,7 @@ pub async fn run(
                 return Err(PipelineError::Command {
                     host: node.host.clone(),
                     step,
-                    command: cmd.shown(),
+                    command: shown.clone(),
                     outcome: o.describe(),
                     tail: tail.join("\n"),
                 });
@@ -162,11 +181,9 @@ pub async fn run(
             ExecItem::Started { .. } | ExecItem::Heartbeat => {}
         }
     }
-    Err(PipelineError::Agent {
-        host: node.host.clone(),
-        step,
-        detail: "exec stream ended without an exit status (agent restarted?)".into(),
-    })
+    Err(interrupted(
+        "the exec stream ended without an exit status".into(),
+    ))
 }
 
 /// Writes `data` to `path` on the node (parent created, mode set, atomic).
