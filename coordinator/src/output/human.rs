@@ -287,3 +287,7 @@ mod bars {
             .insert(node.to_string(), Line { pb, bytes: None });
     }
 }
+
+#[cfg(test)]
+#[path = "human_tests.rs"]
+mod tests;
