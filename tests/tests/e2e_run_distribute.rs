@@ -3,7 +3,8 @@
 //! the middle node is killed while its chunks arrive. That node alone fails
 //! in step distribute, the others get the whole rootfs and are journaled
 //! done; after the agent is back a plain re-run sends only what that node
-//! still misses and finishes the cluster.
+//! still misses and finishes the cluster. `--topology star` feeds each
+//! host from the bastion instead (one copy per host).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
@@ -186,4 +187,42 @@ fn agent_killed_mid_relay_fails_alone_and_a_rerun_completes_it() {
 
     let out = b.ferry(&["reset", "-p", pw]);
     assert!(out.status.success(), "{}", common::stdout(&out));
+}
+
+#[test]
+fn star_topology_sends_one_copy_per_host_from_the_bastion() {
+    let tb = Testbed::up(TestbedConfig::nodes(2)).expect("testbed up");
+    let b = Bastion::new(&tb);
+    let ip: Vec<String> = tb.nodes().iter().map(|n| n.ip.to_string()).collect();
+    let work = tempfile::tempdir().unwrap();
+    let image = stage_fixture_image(work.path());
+    let pw = tb.password("root").unwrap();
+    let (out, ev) = b.ferry_json(&[
+        "run",
+        image.to_str().unwrap(),
+        "--masters",
+        &ip[0],
+        "--nodes",
+        &ip[1],
+        "-p",
+        pw,
+        "--topology",
+        "star",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let s = rootfs_sender(&ev);
+    let worker = distribute(&ev, &ip[1], "finished")[0]["counters"]["content_bytes_sent"]
+        .as_u64()
+        .unwrap();
+    assert!(worker > 1 << 20, "{worker}");
+    assert_eq!(s["hosts"], 2, "{s}");
+    assert_eq!(
+        s["sender_content_bytes_sent"],
+        2 * worker,
+        "a copy per host: {s}"
+    );
+    assert_eq!(
+        sha_on(&tb, 1, &format!("{ROOTFS}/bin/kubeadm")),
+        sha_local(&image.join("bin/kubeadm"))
+    );
 }

@@ -203,9 +203,19 @@ fn run_fixture_three_masters_two_workers_add_delete_apply() {
         &nodes,
         "-p",
         pw,
+        "--topology",
+        "tree",
+        "--relay-degree",
+        "2",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     println!("RUN-MEASURE fixture 3+2 {}", timings(&ev));
+    // A binary relay tree of 5 hosts: still one copy from the bastion.
+    let s = sender(&ev, "rootfs").expect("rootfs sender event");
+    assert_eq!(s["hosts"], 5, "{s}");
+    for h in &ip[1..5] {
+        assert_eq!(distributed(&ev, h), s["sender_content_bytes_sent"], "{h}");
+    }
     let state = b.home().join(".ferry/default");
     let cf = std::fs::read_to_string(state.join("Clusterfile")).unwrap();
     assert!(cf.contains("phase: ClusterSuccess"));
@@ -222,7 +232,7 @@ fn run_fixture_three_masters_two_workers_add_delete_apply() {
     let out = b.ferry(&["delete", "--nodes", &ip[4], "--force"]);
     assert!(out.status.success(), "{}", common::stdout(&out));
     clean_node(&tb, 4);
-    let (out, ev) = b.ferry_json(&["add", "--nodes", &ip[4], "-p", pw]);
+    let (out, ev) = b.ferry_json(&["add", "--nodes", &ip[4], "-p", pw, "--topology", "star"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(joined(&tb, 4));
     // add touched only the new host (plus LB checks): masters were skipped.

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{AgentOpts, SshArgs};
+use crate::transfer::args::TopologyArgs;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -36,6 +37,8 @@ pub struct RunArgs {
     pub ssh: SshArgs,
     #[command(flatten)]
     pub agent: AgentOpts,
+    #[command(flatten)]
+    pub relay: TopologyArgs,
 }
 
 #[derive(Debug, Args)]
@@ -67,6 +70,8 @@ pub struct ApplyArgs {
     pub ssh: SshArgs,
     #[command(flatten)]
     pub agent: AgentOpts,
+    #[command(flatten)]
+    pub relay: TopologyArgs,
 }
 
 #[derive(Debug, Args)]
@@ -81,6 +86,8 @@ pub struct AddArgs {
     pub ssh: SshArgs,
     #[command(flatten)]
     pub agent: AgentOpts,
+    #[command(flatten)]
+    pub relay: TopologyArgs,
 }
 
 #[derive(Debug, Args)]

@@ -155,6 +155,7 @@ pub async fn execute(
     cli_env: Vec<String>,
     ssh: &SshArgs,
     opts: &AgentOpts,
+    topology: ferry_shared::transfer::Topology,
 ) -> Result<Exit, CliError> {
     let started = Instant::now();
     cf.cluster.resolved_hosts().map_err(usage)?;
@@ -166,6 +167,7 @@ pub async fn execute(
         cf,
         cli_env,
         concurrency: opts.concurrency,
+        topology,
         install: install_ctx(cluster, r, ssh, opts)?,
         images: Arc::new(images) as Arc<dyn ImageSource>,
     };
@@ -238,7 +240,16 @@ pub async fn run(cluster: &ClusterState, r: &Reporter, a: RunArgs) -> Result<Exi
             cluster_from_flags(cluster.name(), &a)?
         }
     };
-    execute(cluster, r, cf, a.env.clone(), &a.ssh, &a.agent).await
+    execute(
+        cluster,
+        r,
+        cf,
+        a.env.clone(),
+        &a.ssh,
+        &a.agent,
+        a.relay.topology(),
+    )
+    .await
 }
 
 fn read_clusterfile(a: &ApplyArgs) -> Result<Clusterfile, CliError> {
@@ -355,7 +366,16 @@ pub async fn apply(
         );
         super::cluster::remove_hosts(cluster, &td, &old, &removed).await?;
     }
-    execute(cluster, r, cf, a.env.clone(), &a.ssh, &a.agent).await
+    execute(
+        cluster,
+        r,
+        cf,
+        a.env.clone(),
+        &a.ssh,
+        &a.agent,
+        a.relay.topology(),
+    )
+    .await
 }
 
 pub fn gen_cmd(cluster: &ClusterState, _r: &Reporter, a: RunArgs) -> Result<Exit, CliError> {

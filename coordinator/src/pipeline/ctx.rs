@@ -25,6 +25,8 @@ pub struct Inputs {
     pub cf: Clusterfile,
     pub cli_env: Vec<String>,
     pub concurrency: usize,
+    /// How the distribute step relays trees (`--topology`).
+    pub topology: ferry_shared::transfer::Topology,
     pub install: Arc<InstallCtx>,
     /// SSH target of every host (agent install).
     pub targets: BTreeMap<IpAddr, SshTarget>,

@@ -17,9 +17,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferry_shared::clusterfile::ResolvedHost;
-use ferry_shared::pipeline::{Outcome, Step};
+use ferry_shared::pipeline::{Outcome as Journaled, Step};
 use ferry_shared::transfer::{DEFAULT_CHUNK_SIZE, RelPath, Topology, counters as c};
 use ferry_shared::{EventKind, Phase};
+use futures::StreamExt;
 use tonic::transport::Channel;
 
 use super::node::NodeRef;
@@ -28,8 +29,8 @@ use crate::fanout;
 use crate::transfer::progress::{Tracker, mib};
 use crate::transfer::registry::{self, RegistrySources};
 use crate::transfer::{
-    BuildOptions, NodeStats, SenderStats, Source, Target, TransferError, build_with, relay,
-    sync_registry,
+    BuildOptions, NodeStats, Outcome, Progress, SenderStats, Source, Target, TransferError,
+    build_with, relay, sync_registry,
 };
 
 const STEP: Step = Step::Distribute;
@@ -227,15 +228,34 @@ async fn send(
         hosts.clone(),
     );
     let started = Instant::now();
-    let out = match job {
-        Job::Tree(s) => {
-            let cb = |t: usize, p: &crate::transfer::Progress| tracker.update(t, p);
-            relay(targets, s.clone(), topology, &op, &cb).await
+    let cb = |t: usize, p: &Progress| tracker.update(t, p);
+    let out = if topology == Topology::Star && targets.len() > 1 {
+        // The bastion feeds every host itself (bounded), one relay each.
+        let outs: Vec<Outcome> =
+            futures::stream::iter(targets.into_iter().enumerate().map(|(t, target)| {
+                let (op, cb) = (op.as_str(), &cb);
+                async move {
+                    let one = move |_: usize, p: &Progress| cb(t, p);
+                    run_job(vec![target], job, Topology::Chain, op, &one).await
+                }
+            }))
+            .buffered(ctx.concurrency.max(1))
+            .collect()
+            .await;
+        let mut all = Outcome {
+            nodes: Vec::new(),
+            sender: SenderStats::default(),
+        };
+        for o in outs {
+            all.nodes.extend(o.nodes);
+            all.sender.chunks_sent += o.sender.chunks_sent;
+            all.sender.content_bytes_sent += o.sender.content_bytes_sent;
+            all.sender.wire_bytes_sent += o.sender.wire_bytes_sent;
+            all.sender.rounds = all.sender.rounds.max(o.sender.rounds);
         }
-        Job::Registry(reg) => {
-            let cb = |t: usize, _phase: usize, p: &crate::transfer::Progress| tracker.update(t, p);
-            sync_registry(targets, reg, topology, &op, &cb).await
-        }
+        all
+    } else {
+        run_job(targets, job, topology, &op, &cb).await
     };
     for (t, res) in out.nodes.into_iter().enumerate() {
         let r = &mut runs[live[t]];
@@ -265,6 +285,23 @@ async fn send(
         &out.sender,
         started.elapsed(),
     );
+}
+
+/// One relay transfer of `job` (two for a registry: blobs, then the rest).
+async fn run_job(
+    targets: Vec<Target>,
+    job: &Job,
+    topology: Topology,
+    op: &str,
+    cb: &(dyn Fn(usize, &Progress) + Sync),
+) -> Outcome {
+    match job {
+        Job::Tree(s) => relay(targets, s.clone(), topology, op, cb).await,
+        Job::Registry(reg) => {
+            let two = |t: usize, _phase: usize, p: &Progress| cb(t, p);
+            sync_registry(targets, reg, topology, op, &two).await
+        }
+    }
 }
 
 /// What the bastion itself put on the wire for one tree.
@@ -305,8 +342,8 @@ fn finish(ctx: &Ctx, runs: Vec<HostRun>) -> Result<(), PipelineError> {
         let host = r.node.host.clone();
         let ms = r.started.elapsed().as_millis() as u64;
         let (outcome, msg) = match &r.err {
-            None => (Outcome::Done, String::new()),
-            Some(e) => (Outcome::Failed, e.to_string()),
+            None => (Journaled::Done, String::new()),
+            Some(e) => (Journaled::Failed, e.to_string()),
         };
         let journaled = ctx.rec.record(STEP, &host, &r.digest, outcome, &msg);
         let ev = ctx

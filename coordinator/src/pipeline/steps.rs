@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use ferry_shared::clusterfile::ResolvedHost;
 use ferry_shared::pipeline::{Outcome, Step, digest};
-use ferry_shared::transfer::Topology;
 use ferry_shared::{EventKind, Phase};
 
 use super::ctx::{Ctx, Inputs};
@@ -63,7 +62,7 @@ async fn run_inner(
     timings.push((Step::Images, t.elapsed().as_secs_f64()));
 
     let t = Instant::now();
-    distribute::distribute_all(&ctx, Topology::Chain).await?;
+    distribute::distribute_all(&ctx, inp.topology).await?;
     timings.push((Step::Distribute, t.elapsed().as_secs_f64()));
 
     let t = Instant::now();

@@ -14,8 +14,9 @@ pub enum TopologyArg {
     Tree,
 }
 
+/// `--topology` and `--relay-degree` (scp, run, apply, add).
 #[derive(Debug, Clone, clap::Args)]
-pub struct RelayArgs {
+pub struct TopologyArgs {
     /// How chunks reach the nodes: `chain` sends each chunk once from the
     /// bastion and lets every node forward it to the next.
     #[arg(long, value_enum, default_value_t = TopologyArg::Chain)]
@@ -23,6 +24,24 @@ pub struct RelayArgs {
     /// Children per node with `--topology tree`.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub relay_degree: u32,
+}
+
+impl TopologyArgs {
+    pub fn topology(&self) -> Topology {
+        match self.topology {
+            TopologyArg::Star => Topology::Star,
+            TopologyArg::Chain => Topology::Chain,
+            TopologyArg::Tree => Topology::Tree {
+                degree: self.relay_degree,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RelayArgs {
+    #[command(flatten)]
+    pub route: TopologyArgs,
     /// Leave this path (relative to SRC and DST, e.g. `registry`) out of the
     /// copy; on the nodes it is neither written nor removed. Repeatable.
     #[arg(long, value_name = "REL_PATH")]
@@ -36,12 +55,6 @@ pub struct RelayArgs {
 
 impl RelayArgs {
     pub fn topology(&self) -> Topology {
-        match self.topology {
-            TopologyArg::Star => Topology::Star,
-            TopologyArg::Chain => Topology::Chain,
-            TopologyArg::Tree => Topology::Tree {
-                degree: self.relay_degree,
-            },
-        }
+        self.route.topology()
     }
 }
