@@ -19,8 +19,8 @@ use ferry_shared::pipeline::{Journal, Outcome, Step};
 use ferry_shared::{ExecSpec, Facts};
 use futures::StreamExt;
 
-use super::PipelineError;
-use super::node::NodeRef;
+use super::super::PipelineError;
+use super::super::node::NodeRef;
 use crate::client::{AgentClient, ClientTls, ExecItem};
 use crate::output::now_ms;
 
