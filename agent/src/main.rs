@@ -154,12 +154,14 @@ fn serve(args: ServeArgs) -> Result<()> {
     config.heartbeat = Duration::from_millis(args.heartbeat_ms);
     config.exec_limit = args.max_execs;
     config.lb_vip_mode = args.lb_vip_mode;
-    config.lb_dir = args.lb_dir.clone().or_else(|| {
+    let beside_tls = |name: &str| {
         args.tls_dir
             .canonicalize()
             .ok()
-            .and_then(|d| d.parent().map(|p| p.join("lb")))
-    });
+            .and_then(|d| d.parent().map(|p| p.join(name)))
+    };
+    config.lb_dir = args.lb_dir.clone().or_else(|| beside_tls("lb"));
+    config.exec_records = beside_tls("execs");
     runtime()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await

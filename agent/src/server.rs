@@ -48,6 +48,9 @@ pub struct ServeConfig {
     pub lb_dir: Option<std::path::PathBuf>,
     /// How the IPVS backend makes the VIP reachable (route | link).
     pub lb_vip_mode: crate::lb::vip::VipMode,
+    /// Where running execs' process groups are recorded, so the next agent
+    /// kills what this one leaves behind if it dies (None: not recorded).
+    pub exec_records: Option<std::path::PathBuf>,
     /// Chunk cache of the transfer service.
     pub transfer: crate::transfer::TransferConfig,
 }
@@ -64,6 +67,7 @@ impl ServeConfig {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             lb_dir: None,
             lb_vip_mode: crate::lb::vip::VipMode::Route,
+            exec_records: None,
             transfer: crate::transfer::TransferConfig::default(),
         }
     }
@@ -83,7 +87,14 @@ pub async fn serve(
     let sha = hash_self_in_background();
     let stop = CancellationToken::new();
     let events = EventBus::new(config.node_name.clone());
-    let groups = GroupRegistry::new();
+    let groups = match &config.exec_records {
+        Some(dir) => GroupRegistry::with_records(dir.clone()),
+        None => GroupRegistry::new(),
+    };
+    let reaped = groups.reap_leftovers();
+    if !reaped.is_empty() {
+        tracing::warn!(groups = ?reaped, "killed commands a previous agent left running");
+    }
     let exec = Executor::new(
         config.exec_limit,
         config.heartbeat,

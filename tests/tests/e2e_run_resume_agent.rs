@@ -7,7 +7,8 @@
 //! supervisor, its `serve` process and the hook's process group (the agent
 //! died and took the half-done hook with it, as systemd does to a unit's
 //! cgroup; nothing restarts it) or `serve` alone (its supervisor restarts
-//! it). The first run must fail naming worker 1, the bootstrap step and what
+//! it, and the new agent kills the hook the dead one left orphaned). The
+//! first run must fail naming worker 1, the bootstrap step and what
 //! to do next, with every other host's finished steps journaled; the same
 //! command again must (re)start the agent where it is down (over SSH), skip
 //! every step run 1 finished, redo worker 1's bootstrap and end with
@@ -25,6 +26,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{Bastion, fixture_log, stage_fixture_image, stderr};
+use ferry_tests::poll::poll_until;
 use ferry_tests::testbed::{Testbed, TestbedConfig};
 use serde_json::Value;
 
@@ -305,6 +307,19 @@ fn scenario(death: Death) {
         Some("failed")
     );
 
+    // The hook must not outlive its agent: where only `serve` died, the
+    // restarted agent kills the group its predecessor left orphaned.
+    let t = Instant::now();
+    assert!(
+        poll_until(t + EXIT_DEADLINE, || held_group(&tb, 1).is_none()),
+        "run 1's init.sh still runs on worker 1: {:?}",
+        processes(&tb, 1)
+    );
+    println!(
+        "RESUME-AGENT-MEASURE {death:?} orphaned hook gone {:.2}s after run 1 ended",
+        t.elapsed().as_secs_f64()
+    );
+
     // Run 2: the same command.
     tb.exec_ok(1, &["rm", "-f", HOLD]).unwrap();
     let t2 = Instant::now();
@@ -366,10 +381,7 @@ fn scenario(death: Death) {
         "RESUME-AGENT-MEASURE {death:?} ran in run 2: {}",
         names(&rerun)
     );
-    println!(
-        "RESUME-AGENT-MEASURE {death:?} run 1's held hook still running after run 2: {}",
-        held_group(&tb, 1).is_some()
-    );
+
     let out = b.ferry(&["reset", "-p", pw]);
     assert!(out.status.success());
 }
