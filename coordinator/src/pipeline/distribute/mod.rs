@@ -12,34 +12,25 @@
 //! that fails (connect, relay, commit) is reported alone; the others
 //! finish and are journaled done, so a re-run sends only what it misses.
 
-use std::path::Path;
+mod job;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferry_shared::clusterfile::ResolvedHost;
 use ferry_shared::pipeline::{Outcome as Journaled, Step};
-use ferry_shared::transfer::{DEFAULT_CHUNK_SIZE, RelPath, Topology, counters as c};
+use ferry_shared::transfer::{Topology, counters as c};
 use ferry_shared::{EventKind, Phase};
-use futures::StreamExt;
 use tonic::transport::Channel;
 
 use super::node::NodeRef;
 use super::{Ctx, PipelineError};
 use crate::fanout;
 use crate::transfer::progress::{Tracker, mib};
-use crate::transfer::registry::{self, RegistrySources};
-use crate::transfer::{
-    BuildOptions, NodeStats, Outcome, Progress, SenderStats, Source, Target, TransferError,
-    build_with, relay, sync_registry,
-};
+use crate::transfer::{NodeStats, Progress, SenderStats, Target};
+use job::{Job, hash};
 
 const STEP: Step = Step::Distribute;
-
-/// A tree hashed once, sent to many nodes.
-enum Job {
-    Tree(Arc<Source>),
-    Registry(Arc<RegistrySources>),
-}
 
 /// One host of the step.
 struct HostRun {
@@ -52,41 +43,6 @@ struct HostRun {
     content_sent: u64,
     wire_sent: u64,
     err: Option<PipelineError>,
-}
-
-/// Hashes `local` for `dst` on a blocking thread.
-async fn hash(local: &Path, dst: &str, registry_root: bool) -> Result<Job, PipelineError> {
-    let (l, d) = (local.to_path_buf(), dst.to_string());
-    let built = tokio::task::spawn_blocking(move || -> Result<Job, TransferError> {
-        if registry_root && l.join("docker/registry/v2").is_dir() {
-            return Ok(Job::Registry(Arc::new(registry::sources(
-                &l,
-                &d,
-                DEFAULT_CHUNK_SIZE,
-            )?)));
-        }
-        let mut opts = BuildOptions::new(DEFAULT_CHUNK_SIZE);
-        if registry_root {
-            // Not a registry layout: copied as is, never pruned.
-            opts.prune = false;
-        } else if let Ok(r) = RelPath::new("registry") {
-            // The registry travels by digest to registry hosts only; a
-            // `registry/` under the rootfs on a node is neither sent nor pruned.
-            opts.exclude.push(r);
-        }
-        Ok(Job::Tree(Arc::new(build_with(&l, &d, &opts)?)))
-    })
-    .await
-    .map_err(|e| PipelineError::cluster(STEP, format!("hashing task failed: {e}")))?;
-    built.map_err(|e| {
-        PipelineError::cluster(
-            STEP,
-            format!(
-                "{}: {e}; next: check the image mount under the cluster's state dir, then re-run",
-                local.display()
-            ),
-        )
-    })
 }
 
 pub async fn distribute_all(ctx: &Arc<Ctx>, topology: Topology) -> Result<(), PipelineError> {
@@ -202,10 +158,7 @@ async fn send(
         return;
     }
     let op = ctx.rec.reporter().op().to_string();
-    let (src, dest) = match job {
-        Job::Tree(s) => (s.clone(), s.dest.to_string()),
-        Job::Registry(r) => (r.blobs.clone(), r.blobs.dest.to_string()),
-    };
+    let dest = job.dest();
     let targets: Vec<Target> = live
         .iter()
         .filter_map(|i| {
@@ -229,34 +182,7 @@ async fn send(
     );
     let started = Instant::now();
     let cb = |t: usize, p: &Progress| tracker.update(t, p);
-    let out = if topology == Topology::Star && targets.len() > 1 {
-        // The bastion feeds every host itself (bounded), one relay each.
-        let outs: Vec<Outcome> =
-            futures::stream::iter(targets.into_iter().enumerate().map(|(t, target)| {
-                let (op, cb) = (op.as_str(), &cb);
-                async move {
-                    let one = move |_: usize, p: &Progress| cb(t, p);
-                    run_job(vec![target], job, Topology::Chain, op, &one).await
-                }
-            }))
-            .buffered(ctx.concurrency.max(1))
-            .collect()
-            .await;
-        let mut all = Outcome {
-            nodes: Vec::new(),
-            sender: SenderStats::default(),
-        };
-        for o in outs {
-            all.nodes.extend(o.nodes);
-            all.sender.chunks_sent += o.sender.chunks_sent;
-            all.sender.content_bytes_sent += o.sender.content_bytes_sent;
-            all.sender.wire_bytes_sent += o.sender.wire_bytes_sent;
-            all.sender.rounds = all.sender.rounds.max(o.sender.rounds);
-        }
-        all
-    } else {
-        run_job(targets, job, topology, &op, &cb).await
-    };
+    let out = job::transfer(targets, job, topology, &op, ctx.concurrency, &cb).await;
     for (t, res) in out.nodes.into_iter().enumerate() {
         let r = &mut runs[live[t]];
         match res {
@@ -279,7 +205,7 @@ async fn send(
     sender_event(
         ctx,
         label,
-        &src,
+        job,
         topology,
         hosts.len(),
         &out.sender,
@@ -287,28 +213,11 @@ async fn send(
     );
 }
 
-/// One relay transfer of `job` (two for a registry: blobs, then the rest).
-async fn run_job(
-    targets: Vec<Target>,
-    job: &Job,
-    topology: Topology,
-    op: &str,
-    cb: &(dyn Fn(usize, &Progress) + Sync),
-) -> Outcome {
-    match job {
-        Job::Tree(s) => relay(targets, s.clone(), topology, op, cb).await,
-        Job::Registry(reg) => {
-            let two = |t: usize, _phase: usize, p: &Progress| cb(t, p);
-            sync_registry(targets, reg, topology, op, &two).await
-        }
-    }
-}
-
 /// What the bastion itself put on the wire for one tree.
 fn sender_event(
     ctx: &Ctx,
     label: &str,
-    src: &Source,
+    job: &Job,
     topology: Topology,
     hosts: usize,
     s: &SenderStats,
@@ -319,7 +228,7 @@ fn sender_event(
             .reporter()
             .event("", Phase::Run, EventKind::Progress)
             .counter("hosts", hosts as u64)
-            .counter(c::BYTES_TOTAL, src.manifest.total_bytes())
+            .counter(c::BYTES_TOTAL, job.bytes_total())
             .counter(c::SENDER_CHUNKS_SENT, s.chunks_sent)
             .counter(c::SENDER_CONTENT_BYTES_SENT, s.content_bytes_sent)
             .counter(c::SENDER_WIRE_BYTES_SENT, s.wire_bytes_sent)
@@ -327,7 +236,7 @@ fn sender_event(
             .counter(c::DURATION_MS, took.as_millis() as u64)
             .message(format!(
                 "{STEP}: {label} ({}) to {hosts} hosts by {}: bastion sent {} ({} on the wire)",
-                src.dest,
+                job.dest(),
                 topology.as_str(),
                 mib(s.content_bytes_sent),
                 mib(s.wire_bytes_sent)
