@@ -3,7 +3,8 @@
 //! the middle node is killed while its chunks arrive. That node alone fails
 //! in step distribute, the others get the whole rootfs and are journaled
 //! done; after the agent is back a plain re-run sends only what that node
-//! still misses and finishes the cluster. `--topology star` feeds each
+//! still misses and finishes the cluster (mirroring the rootfs without
+//! touching its `registry/`). `--topology star` feeds each
 //! host from the bastion instead (one copy per host).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
@@ -163,6 +164,12 @@ fn agent_killed_mid_relay_fails_alone_and_a_rerun_completes_it() {
     }
     let full = rootfs_sender(&ev)["bytes_total"].as_u64().unwrap();
 
+    // What the node holds under the rootfs: a stray file is mirrored away,
+    // `registry/` (excluded from the rootfs tree) is left alone.
+    let seed = format!(
+        "mkdir -p {ROOTFS}/registry && echo keep > {ROOTFS}/registry/marker && echo x > {ROOTFS}/stray"
+    );
+    tb.exec_ok(1, &["sh", "-c", &seed]).unwrap();
     tb.shape(1, 0).unwrap();
     wait_agent_answers(&b, &ip[1], Duration::from_secs(30));
     let (out, ev) = b.ferry_json(&args[2..]);
@@ -184,6 +191,14 @@ fn agent_killed_mid_relay_fails_alone_and_a_rerun_completes_it() {
         "RUN-MEASURE distribute kill: {landed} chunks landed before the kill; re-run sent {sent} of {full} rootfs bytes to node 1"
     );
     assert_eq!(sha_on(&tb, 1, &format!("{ROOTFS}/bin/kubeadm")), want);
+    let kept = tb
+        .exec_ok(1, &["cat", &format!("{ROOTFS}/registry/marker")])
+        .unwrap();
+    assert_eq!(kept.trim(), "keep");
+    let stray = tb
+        .exec(1, &["test", "-e", &format!("{ROOTFS}/stray")])
+        .unwrap();
+    assert!(!stray.status.success(), "the rootfs is mirrored");
 
     let out = b.ferry(&["reset", "-p", pw]);
     assert!(out.status.success(), "{}", common::stdout(&out));
