@@ -6,6 +6,7 @@
 //!   node namespaces): the run fails in step `check` naming every host and
 //!   port with the owning process, in one report, and no ferry data dir
 //!   appears on any node;
+//! - a VIP inside the service subnet fails before any node changes;
 //! - the ports freed, a re-run passes check and finishes; each host holds
 //!   its own rendering of the template (zone from its env, its run mode),
 //!   written with the template's mode.
@@ -163,10 +164,44 @@ fn check_reports_busy_ports_of_all_hosts_then_hosts_render_their_own_templates()
         assert!(left.trim().is_empty(), "node {i} has {left}");
     }
 
-    // Ports freed: the same command passes check and finishes.
+    // Ports freed; a VIP inside the service subnet (10.96.0.0/22) is
+    // refused once the kubeadm configuration is known, still before any
+    // node changes.
     for ((i, port), pid) in busy.iter().zip(&pids) {
         free(&tb, *i, pid, *port);
     }
+    let mut bad_vip = args.to_vec();
+    bad_vip.extend(["-e", "defaultVIP=10.96.0.7"]);
+    let (out, ev) = b.ferry_json(&bad_vip);
+    assert!(
+        !out.status.success(),
+        "a VIP in the service subnet must fail"
+    );
+    assert!(check_failure(&ev).is_empty(), "check itself passes");
+    let failed = ev
+        .iter()
+        .find(|e| {
+            e["phase"] == "run"
+                && e["kind"] == "failed"
+                && e["message"].as_str().unwrap_or("").starts_with("images:")
+        })
+        .map(|e| e["message"].as_str().unwrap().to_string())
+        .unwrap_or_default();
+    assert!(
+        failed.contains("VIP 10.96.0.7 is inside the service subnet 10.96.0.0/22"),
+        "{failed}"
+    );
+    for i in 0..2 {
+        let left = tb
+            .exec_ok(
+                i,
+                &["sh", "-c", "ls -d /var/lib/ferry/data 2>/dev/null; true"],
+            )
+            .unwrap();
+        assert!(left.trim().is_empty(), "node {i} has {left}");
+    }
+
+    // The same command as first passes check and finishes.
     let (out, ev) = b.ferry_json(&args);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(check_failure(&ev).is_empty());

@@ -127,7 +127,10 @@ pub(super) async fn prepare(
     overlays.extend(inp.cf.kube_config_docs().map(|d| d.value.clone()));
     let master0 = inp.cf.cluster.master0()?;
     let registry = inp.cf.cluster.registry_hosts()?;
-    vip_outside_cidrs(&hosts, &master0, vip, &kube_version, &overlays)?;
+    if let Err(detail) = vip_outside_cidrs(&hosts, &master0, vip, &kube_version, &overlays) {
+        rec.step_event(step, "", EventKind::Failed, &detail);
+        return Err(PipelineError::cluster(step, detail));
+    }
     let mount_rootfs = mounts.rootfs.clone();
     Ok(Ctx {
         rec: rec.clone(),
@@ -164,7 +167,7 @@ fn vip_outside_cidrs(
     vip: IpAddr,
     kube_version: &str,
     overlays: &[serde_yaml_ng::Value],
-) -> Result<(), PipelineError> {
+) -> Result<(), String> {
     let facts = ClusterFacts {
         kube_version: kube_version.to_string(),
         master0: master0.addr.ip,
@@ -183,18 +186,14 @@ fn vip_outside_cidrs(
             if p.is_empty() {
                 Ok(())
             } else {
-                Err(PipelineError::cluster(Step::Images, p.join("; ")))
+                Err(p.join("; "))
             }
         }
-        Err(KubeadmError::VipInCidr { vip, which, cidr }) => Err(PipelineError::cluster(
-            Step::Images,
-            VipOverlap { vip, which, cidr },
-        )),
-        Err(e) => Err(PipelineError::cluster(
-            Step::Images,
-            format!(
-                "kubeadm configuration: {e}; next: fix the image's etc/kubeadm.yml or the Clusterfile's kubeadm documents"
-            ),
+        Err(KubeadmError::VipInCidr { vip, which, cidr }) => {
+            Err(VipOverlap { vip, which, cidr }.to_string())
+        }
+        Err(e) => Err(format!(
+            "kubeadm configuration: {e}; next: fix the image's etc/kubeadm.yml or the Clusterfile's kubeadm documents"
         )),
     }
 }
