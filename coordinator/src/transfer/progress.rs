@@ -137,3 +137,77 @@ impl Tracker {
         (self.sink)(with_progress(ev, &total, self.started.elapsed()).message(msg));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::output::OutputMode;
+
+    fn tracker() -> (Tracker, Arc<Mutex<Vec<Event>>>) {
+        let got: Arc<Mutex<Vec<Event>>> = Arc::default();
+        let g = got.clone();
+        let r = Reporter::new(OutputMode::Json, "op".into());
+        let t = Tracker::with_sink(
+            r,
+            Phase::Run,
+            "distribute: rootfs",
+            Box::new(move |e| g.lock().unwrap().push(e)),
+            vec!["10.0.0.1".into(), "10.0.0.2".into()],
+        );
+        (t, got)
+    }
+
+    fn p(sent: u64, total: u64) -> Progress {
+        Progress {
+            content_sent: sent,
+            content_total: total,
+            ..Progress::default()
+        }
+    }
+
+    #[test]
+    fn throttles_per_node_but_never_the_last_state() {
+        let (t, got) = tracker();
+        t.update(0, &p(0, 100));
+        t.update(1, &p(0, 100));
+        t.update(0, &p(10, 100)); // within PROGRESS_EVERY: dropped
+        t.update(0, &p(100, 100)); // complete: always shown
+        t.update(1, &p(100, 100));
+        t.update(7, &p(1, 1)); // unknown index: ignored
+        let ev = got.lock().unwrap();
+        let of = |node: &str| -> Vec<&Event> { ev.iter().filter(|e| e.node == node).collect() };
+        let n0 = of("10.0.0.1");
+        assert_eq!(n0.len(), 2, "{n0:?}");
+        assert_eq!(n0[1].counters.get(c::CONTENT_BYTES_SENT), Some(&100));
+        assert!(
+            n0.iter()
+                .all(|e| e.phase == Phase::Run && e.message.starts_with("distribute: rootfs: "))
+        );
+        let total = of("");
+        let last = total.last().unwrap();
+        assert_eq!(last.counters.get(c::CONTENT_BYTES_SENT), Some(&200));
+        assert_eq!(last.counters.get(c::CONTENT_BYTES_TOTAL), Some(&200));
+        assert!(
+            last.message.starts_with("distribute: rootfs: total"),
+            "{last:?}"
+        );
+    }
+
+    #[test]
+    fn eta_and_rate_follow_the_bytes_left() {
+        let ev = Event::new(
+            ferry_shared::Source::Coordinator,
+            0,
+            "n",
+            "op",
+            Phase::Transfer,
+            EventKind::Progress,
+        );
+        let e = with_progress(ev, &p(50, 150), Duration::from_secs(2));
+        assert_eq!(e.counters.get(c::RATE_BPS), Some(&25));
+        assert_eq!(e.counters.get(c::ETA_MS), Some(&4000));
+        assert_eq!(mib(3 << 20), "3.0 MiB");
+    }
+}
