@@ -7,8 +7,10 @@
 //! supervisor, its `serve` process and the hook's process group (the agent
 //! died and took the half-done hook with it, as systemd does to a unit's
 //! cgroup; nothing restarts it) or `serve` alone (its supervisor restarts
-//! it, and the new agent kills the hook the dead one left orphaned). The
-//! first run must fail naming worker 1, the bootstrap step and what
+//! it, and the new agent kills the hook the dead one left orphaned), or
+//! unplugs the node's cable (the coordinator must give up within its stream
+//! idle limit; the agent must cancel the exec once it sees the client is
+//! gone). The first run must fail naming worker 1, the bootstrap step and what
 //! to do next, with every other host's finished steps journaled; the same
 //! command again must (re)start the agent where it is down (over SSH), skip
 //! every step run 1 finished, redo worker 1's bootstrap and end with
@@ -94,6 +96,10 @@ enum Death {
     /// `serve` alone (OOM killer, crash): the supervisor restarts it; the
     /// hook, in its own process group, is orphaned.
     ServeOnly,
+    /// Not dead but unreachable: worker 1's cable unplugged (no FIN, no
+    /// RST); the coordinator must give up within its stream idle limit.
+    /// Plugged back after run 1 ended.
+    Partition,
 }
 
 /// Processes of node `i`: (pid, pgid, args).
@@ -118,13 +124,18 @@ fn held_group(tb: &Testbed, i: usize) -> Option<String> {
 /// SIGKILLs (in one `kill`) what `death` names inside node `i`; returns
 /// what was killed, for the log.
 fn kill(tb: &Testbed, i: usize, death: Death) -> String {
+    if death == Death::Partition {
+        assert!(held_group(tb, i).is_some(), "no held hook on node {i}");
+        tb.set_link(i, false).unwrap();
+        return "Partition: cable unplugged".into();
+    }
     let procs = processes(tb, i);
     let serve = format!("{AGENT_BIN} serve");
     let mut targets: Vec<String> = procs
         .iter()
         .filter(|(_, _, a)| match death {
             Death::AgentAndHook => a.starts_with(AGENT_BIN),
-            Death::ServeOnly => a.starts_with(&serve),
+            Death::ServeOnly | Death::Partition => a.starts_with(&serve),
         })
         .map(|(p, _, _)| p.clone())
         .collect();
@@ -157,6 +168,11 @@ fn agent_and_hook_killed_during_bootstrap_resume_with_plain_rerun() {
 #[test]
 fn serve_killed_during_bootstrap_resumes_with_plain_rerun() {
     scenario(Death::ServeOnly);
+}
+
+#[test]
+fn node_partitioned_during_bootstrap_fails_in_bounded_time_and_resumes() {
+    scenario(Death::Partition);
 }
 
 fn scenario(death: Death) {
@@ -307,8 +323,12 @@ fn scenario(death: Death) {
         Some("failed")
     );
 
+    if death == Death::Partition {
+        tb.set_link(1, true).unwrap();
+    }
     // The hook must not outlive its agent: where only `serve` died, the
-    // restarted agent kills the group its predecessor left orphaned.
+    // restarted agent kills the group its predecessor left orphaned; after a
+    // partition, the agent cancels the exec whose client went away.
     let t = Instant::now();
     assert!(
         poll_until(t + EXIT_DEADLINE, || held_group(&tb, 1).is_none()),
@@ -347,6 +367,24 @@ fn scenario(death: Death) {
         !ev.iter().any(|e| e["message"] == HELD),
         "the FIFO is gone: nothing may be held in run 2"
     );
+    // Where the agent was down, the check step started it again over SSH
+    // without re-sending the binary (it was intact on the node).
+    let phase = |p: &str| {
+        ev.iter()
+            .find(|e| e["phase"] == p && e["kind"] == "finished" && is_host(&e["node"], &ip[1]))
+    };
+    if death == Death::AgentAndHook {
+        assert!(
+            phase("start").is_some() && phase("ready").is_some(),
+            "agent not restarted"
+        );
+        let up = phase("upload").map(|e| e["counters"]["uploaded_bytes"].as_u64().unwrap_or(0));
+        assert!(
+            up.unwrap_or(0) < 1 << 20,
+            "the agent binary was uploaded again: {up:?}"
+        );
+        println!("RESUME-AGENT-MEASURE {death:?} agent restart uploaded {up:?} bytes");
+    }
     // The agent is back under its supervisor and worker 1 joined.
     let ps = tb.exec_ok(1, &["ps", "-eo", "args="]).unwrap();
     assert!(
