@@ -140,8 +140,9 @@ fn write_file(p: &Path, e: &Entry, cache: &ChunkCache) -> Result<u64, TransferEr
             .open(&tmp)
             .map_err(io(&tmp, "create temp file"))?;
         let mut n = 0u64;
+        let mut data = Vec::new();
         for h in chunks {
-            let data = cache.get(h)?;
+            cache.get_into(h, &mut data)?;
             f.write_all(&data).map_err(io(&tmp, "write"))?;
             n += data.len() as u64;
         }

@@ -70,17 +70,46 @@ fn store_chunk(cache: &ChunkCache, c: pb::Chunk) -> Result<(ChunkHash, u32), Tra
     if c.raw_len > MAX_CHUNK_SIZE {
         return Err(bad(format!("chunk {h} claims {} bytes", c.raw_len)));
     }
-    let raw = match pb::ChunkEncoding::try_from(c.encoding) {
-        Ok(pb::ChunkEncoding::Raw) => c.data,
-        Ok(pb::ChunkEncoding::Zstd) => zstd::bulk::decompress(&c.data, c.raw_len as usize)
-            .map_err(|e| bad(format!("chunk {h}: zstd: {e}")))?,
+    match pb::ChunkEncoding::try_from(c.encoding) {
+        Ok(pb::ChunkEncoding::Raw) => verify_and_put(cache, &h, c.raw_len, &c.data)?,
+        Ok(pb::ChunkEncoding::Zstd) => DECOMPRESS.with_borrow_mut(|(dctx, raw)| {
+            // One context and one buffer per blocking thread, reused: fresh
+            // ones per chunk would be mapped and unmapped by musl's
+            // allocator (page faults and TLB shootdowns per megabyte).
+            let zerr = |e: std::io::Error| bad(format!("chunk {h}: zstd: {e}"));
+            let d = match dctx {
+                Some(d) => d,
+                None => dctx.insert(zstd::bulk::Decompressor::new().map_err(zerr)?),
+            };
+            raw.clear();
+            raw.reserve(c.raw_len as usize);
+            d.decompress_to_buffer(&c.data, raw).map_err(zerr)?;
+            verify_and_put(cache, &h, c.raw_len, raw)
+        })?,
         Err(_) => return Err(bad(format!("chunk {h}: unknown encoding {}", c.encoding))),
-    };
-    if raw.len() != c.raw_len as usize || ChunkHash::of(&raw) != h {
-        return Err(bad(format!("chunk {h}: content does not match its sha256")));
     }
-    cache.put(&h, &raw)?;
     Ok((h, c.raw_len))
+}
+
+type Decompress = (Option<zstd::bulk::Decompressor<'static>>, Vec<u8>);
+
+thread_local! {
+    static DECOMPRESS: std::cell::RefCell<Decompress> =
+        const { std::cell::RefCell::new((None, Vec::new())) };
+}
+
+fn verify_and_put(
+    cache: &ChunkCache,
+    h: &ChunkHash,
+    raw_len: u32,
+    raw: &[u8],
+) -> Result<(), TransferError> {
+    if raw.len() != raw_len as usize || ChunkHash::of(raw) != *h {
+        return Err(TransferError::BadChunk(format!(
+            "chunk {h}: content does not match its sha256"
+        )));
+    }
+    cache.put(h, raw)
 }
 
 /// One Push stream: its session id, an optional relay plan, then chunks.
