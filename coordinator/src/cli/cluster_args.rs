@@ -101,6 +101,13 @@ pub struct DeleteArgs {
     /// Do not ask (ferry never prompts; accepted for sealos compatibility).
     #[arg(long)]
     pub force: bool,
+    /// Drain each host first (`kubectl drain` on master0, without --force);
+    /// a host whose drain fails is left untouched and stays in the cluster.
+    #[arg(long)]
+    pub drain: bool,
+    /// How long one drain may take, in seconds (`kubectl drain --timeout`).
+    #[arg(long, value_name = "SECS", default_value_t = 300, requires = "drain")]
+    pub drain_timeout: u64,
     #[command(flatten)]
     pub ssh: SshArgs,
     #[command(flatten)]

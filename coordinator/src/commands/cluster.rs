@@ -13,6 +13,7 @@ use crate::fanout;
 use crate::install;
 use crate::lb::LbClient;
 use crate::output::{Reporter, now_ms};
+use crate::pipeline::kube_nodes::NodeApi;
 use crate::pipeline::teardown::Teardown;
 use crate::pipeline::{JOURNAL_FILE, Recorder, load_clusterfile, save_clusterfile};
 use crate::state::ClusterState;
@@ -103,7 +104,9 @@ fn node_ref(
 }
 
 /// Tears down `remove` (host strings), updates the stored Clusterfile and
-/// re-syncs the workers' load balancer when masters went away.
+/// re-syncs the workers' load balancer when masters went away. Node
+/// objects are deleted through the remaining masters; with `td.drain`, a
+/// host whose drain fails is left as it is (and in the Clusterfile).
 pub async fn remove_hosts(
     cluster: &ClusterState,
     td: &Teardown,
@@ -114,6 +117,31 @@ pub async fn remove_hosts(
     let m0 = cf.cluster.master0().map_err(usage)?;
     let mut problems = Vec::new();
     let mut masters_changed = false;
+    let hostnames = cluster
+        .load_inventory()?
+        .nodes
+        .iter()
+        .map(|n| (n.addr.ip, n.hostname.clone()))
+        .collect();
+    let mut masters = Vec::new();
+    for h in hosts
+        .iter()
+        .filter(|h| h.has_role(ROLE_MASTER) && !remove.contains(&h.addr.to_string()))
+    {
+        let n = node_ref(cluster, h)?;
+        if h.addr.ip == m0.addr.ip {
+            masters.insert(0, n);
+        } else {
+            masters.push(n);
+        }
+    }
+    let api = NodeApi {
+        tls: &td.tls,
+        rec: &td.rec,
+        masters: &masters,
+        hostnames: &hostnames,
+    };
+    let mut kept = Vec::new();
     for h in hosts
         .iter()
         .filter(|h| remove.contains(&h.addr.to_string()))
@@ -124,10 +152,17 @@ pub async fn remove_hosts(
                 h.addr
             )));
         }
-        masters_changed |= h.has_role(ROLE_MASTER);
         let n = node_ref(cluster, h)?;
+        if let Some(t) = td.drain
+            && let Err(e) = api.drain(&n, t).await
+        {
+            problems.push(e.to_string());
+            kept.push(h.addr.to_string());
+            continue;
+        }
+        masters_changed |= h.has_role(ROLE_MASTER);
         problems.extend(
-            td.clean_host(h, &n)
+            td.remove_host(h, &n, Some(&api))
                 .await
                 .into_iter()
                 .map(|p| format!("{}: {p}", h.addr)),
@@ -139,7 +174,10 @@ pub async fn remove_hosts(
             let addr = hosts
                 .iter()
                 .find(|h| h.addr.to_string() == *ip || h.addr.ip.to_string() == *ip);
-            !addr.is_some_and(|h| remove.contains(&h.addr.to_string()))
+            !addr.is_some_and(|h| {
+                let a = h.addr.to_string();
+                remove.contains(&a) && !kept.contains(&a)
+            })
         });
     }
     new.cluster.spec.hosts.retain(|g| !g.ips.is_empty());
@@ -219,12 +257,13 @@ pub async fn delete(cluster: &ClusterState, r: &Reporter, a: DeleteArgs) -> Resu
         return Err(usage("give the hosts to delete: --masters and/or --nodes"));
     }
     let rec = Recorder::open(cluster.dir(), r.clone())?;
-    let td = Teardown::new(
+    let mut td = Teardown::new(
         rec,
         ClientTls::from_pki(&cluster.agent_pki()?),
         cluster.name(),
         &cf,
     );
+    td.drain = a.drain.then(|| Duration::from_secs(a.drain_timeout));
     let problems = remove_hosts(cluster, &td, &cf, &remove).await?;
     Ok(report(r, "delete", &problems, started))
 }

@@ -21,6 +21,7 @@ pub mod image_store;
 pub mod images;
 mod journal;
 mod kube;
+pub mod kube_nodes;
 mod node;
 mod prepare;
 /// Agent addressing for commands outside a run (delete, reset).

@@ -1,7 +1,10 @@
-//! Undoing a host (`delete`, `reset`): `kubeadm reset`, the images' clean
-//! hooks, ferry's `/etc/hosts` lines, the VIP load balancer, the on-node
-//! data. Every part is attempted; each one that fails is reported (never
-//! silently skipped), and the host's journal records are marked undone.
+//! Undoing a host (`delete`, `reset`): `kubeadm reset`, then (delete only:
+//! the cluster lives on) its Node object through a remaining master
+//! (`kube_nodes.rs`), the images' clean hooks, ferry's `/etc/hosts` lines,
+//! the VIP load balancer, the on-node data. Every part is attempted; each
+//! one that fails is reported (never silently skipped), and the host's
+//! journal records are marked undone. `delete --drain` drains first and
+//! tears nothing down when the drain fails.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -14,6 +17,7 @@ use ferry_shared::pipeline::{Outcome, Step};
 use super::bootstrap::REGISTRY_HOST;
 use super::journal::Recorder;
 use super::kube::API_HOST;
+use super::kube_nodes::NodeApi;
 use super::node::{self, Cmd, NodeRef};
 use crate::client::ClientTls;
 use crate::lb::LbClient;
@@ -29,6 +33,8 @@ pub struct Teardown {
     /// Also remove every ferry file on the node except the agent itself
     /// (chunk cache...): a reset that uninstalls the agents.
     pub purge: bool,
+    /// `delete --drain`: drain each host first, with this timeout.
+    pub drain: Option<Duration>,
 }
 
 impl Teardown {
@@ -56,6 +62,7 @@ impl Teardown {
             },
             registry_ips,
             purge: false,
+            drain: None,
         }
     }
 
@@ -66,10 +73,27 @@ impl Teardown {
         }
     }
 
-    /// Tears one host down; returns what could not be cleaned.
+    /// Tears one host down (a whole-cluster reset: no Node API left);
+    /// returns what could not be cleaned.
     pub async fn clean_host(&self, h: &ResolvedHost, n: &NodeRef) -> Vec<String> {
+        self.remove_host(h, n, None).await
+    }
+
+    /// Tears one host down; with `api`, deletes its Node object after
+    /// `kubeadm reset` (ignore-not-found). Returns what could not be cleaned.
+    pub async fn remove_host(
+        &self,
+        h: &ResolvedHost,
+        n: &NodeRef,
+        api: Option<&NodeApi<'_>>,
+    ) -> Vec<String> {
         let mut problems = Vec::new();
         let host = n.host.clone();
+        // Learned before anything changes on the host.
+        let node_name = match api {
+            Some(a) => Some(a.node_name(n).await),
+            None => None,
+        };
         self.rec
             .step_event(Step::Bootstrap, &host, EventKind::Started, "teardown");
         const RESET: &str = "if command -v kubeadm >/dev/null 2>&1; then kubeadm reset -f; fi";
@@ -80,6 +104,15 @@ impl Teardown {
             &mut problems,
         )
         .await;
+        if let (Some(api), Some(name)) = (api, node_name) {
+            let res = match name {
+                Ok(name) => api.delete(n, &name).await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = res {
+                problems.push(format!("Node object: {e}"));
+            }
+        }
         let (env, _) = self.env.host_env(&host, &h.env);
         let scripts = format!("{}/rootfs/scripts", self.data_dir);
         let mut hooks = vec![Hook::Clean];
