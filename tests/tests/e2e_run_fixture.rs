@@ -177,6 +177,29 @@ fn clean_node(tb: &Testbed, i: usize) {
     assert!(left.trim().is_empty(), "node {i} keeps: {left}");
 }
 
+/// How many Node objects `kubectl get nodes` (the kubectl fixture) lists
+/// on master `m`.
+fn api_nodes(b: &Bastion, m: &str) -> usize {
+    let out = b.ferry(&[
+        "exec",
+        "--ips",
+        m,
+        "--",
+        "kubectl",
+        "--kubeconfig",
+        "/etc/kubernetes/admin.conf",
+        "get",
+        "nodes",
+        "-o",
+        "name",
+    ]);
+    assert!(out.status.success(), "{}", common::stdout(&out));
+    common::stdout(&out)
+        .lines()
+        .filter(|l| l.contains("node/"))
+        .count()
+}
+
 fn joined(tb: &Testbed, i: usize) -> bool {
     fixture_log(tb, i)
         .iter()
@@ -228,10 +251,17 @@ fn run_fixture_three_masters_two_workers_add_delete_apply() {
         }
     }
 
+    // Every master answers with the same Node objects (joined control
+    // planes forward node requests to master0's fixture apiserver).
+    for m in &ip[..3] {
+        assert_eq!(api_nodes(&b, m), 5, "Nodes as seen from master {m}");
+    }
+
     // delete a worker, then add it back.
     let out = b.ferry(&["delete", "--nodes", &ip[4], "--force"]);
     assert!(out.status.success(), "{}", common::stdout(&out));
     clean_node(&tb, 4);
+    assert_eq!(api_nodes(&b, &ip[1]), 4, "worker's Node deleted");
     let (out, ev) = b.ferry_json(&["add", "--nodes", &ip[4], "-p", pw, "--topology", "star"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(joined(&tb, 4));
@@ -243,10 +273,13 @@ fn run_fixture_three_masters_two_workers_add_delete_apply() {
         .collect();
     assert!(redone.is_empty(), "add redid master0 steps: {redone:?}");
 
+    assert_eq!(api_nodes(&b, &ip[0]), 5, "re-added worker registered again");
+
     // delete a master: workers' LB re-synced to the two left.
     let out = b.ferry(&["delete", "--masters", &ip[2], "--force"]);
     assert!(out.status.success(), "{}", common::stdout(&out));
     clean_node(&tb, 2);
+    assert_eq!(api_nodes(&b, &ip[0]), 4, "master's Node deleted");
     let (out, ev) = b.ferry_json(&["lb", "status"]);
     assert!(out.status.success());
     let st = ev.iter().filter(|e| e["phase"] == "load-balancer").count();
