@@ -129,11 +129,50 @@ impl KubeadmDocs {
             if let Value::Mapping(m) = &mut o {
                 m.remove("apiVersion");
             }
+            // certSANs add up (image, then Clusterfile) instead of the
+            // later list replacing the earlier: a SAN never hurts, and
+            // `ferry cert --alt-names` records its SANs in the Clusterfile.
+            let mut sans = str_list(target.get("apiServer").and_then(|a| a.get("certSANs")));
             merge(target, &o);
+            if !sans.is_empty() {
+                for s in str_list(target.get("apiServer").and_then(|a| a.get("certSANs"))) {
+                    if !sans.contains(&s) {
+                        sans.push(s);
+                    }
+                }
+                set(
+                    target,
+                    &["apiServer", "certSANs"],
+                    sans.into_iter().map(Value::from).collect::<Vec<_>>().into(),
+                );
+            }
         }
         let mut me = Self { facts, docs };
         me.apply_facts()?;
         Ok(me)
+    }
+
+    /// A cluster of one host must run workloads on its master: unless a
+    /// document already sets `nodeRegistration.taints`, the
+    /// InitConfiguration gets `taints: []` so kubeadm leaves the
+    /// control-plane taint off (sealos' `setInitTaints`, same condition).
+    pub fn single_host(mut self, single: bool) -> Self {
+        if !single {
+            return self;
+        }
+        if let Some(init) = self.doc_mut("InitConfiguration")
+            && init
+                .get("nodeRegistration")
+                .and_then(|n| n.get("taints"))
+                .is_none_or(Value::is_null)
+        {
+            set(
+                init,
+                &["nodeRegistration", "taints"],
+                Value::Sequence(Vec::new()),
+            );
+        }
+        self
     }
 
     fn doc_mut(&mut self, kind: &str) -> Option<&mut Value> {

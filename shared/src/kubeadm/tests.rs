@@ -229,3 +229,72 @@ fn ca_hash_matches_openssl() {
         .to_string();
     assert_eq!(ours, format!("sha256:{theirs}"));
 }
+
+#[test]
+fn cert_sans_of_image_and_clusterfile_add_up() {
+    let image = docs(
+        "apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\napiServer: {certSANs: [image.example.com, 10.0.0.9]}\n",
+    );
+    let cf = docs(
+        "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\napiServer: {certSANs: [10.0.0.9, added.example.com]}\n",
+    );
+    let overlays: Vec<Value> = image.into_iter().chain(cf).collect();
+    let k = KubeadmDocs::new(facts("v1.27.7"), &overlays).unwrap();
+    let d = docs(&k.init_yaml().unwrap());
+    let sans: Vec<&str> = by_kind(&d, "ClusterConfiguration")["apiServer"]["certSANs"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for want in [
+        "image.example.com",
+        "10.0.0.9",
+        "added.example.com",
+        "10.0.0.3",
+    ] {
+        assert_eq!(
+            sans.iter().filter(|s| **s == want).count(),
+            1,
+            "{want} once in {sans:?}"
+        );
+    }
+}
+
+#[test]
+fn a_single_host_master_is_not_tainted() {
+    // Several hosts: kubeadm's default (the control-plane taint) stays.
+    let k = KubeadmDocs::new(facts("v1.27.7"), &[])
+        .unwrap()
+        .single_host(false);
+    let d = docs(&k.init_yaml().unwrap());
+    assert!(
+        by_kind(&d, "InitConfiguration")["nodeRegistration"]
+            .get("taints")
+            .is_none()
+    );
+    // One host: an explicit empty list, in v1beta3 and v1beta4.
+    for v in ["v1.27.7", "v1.31.1"] {
+        let k = KubeadmDocs::new(facts(v), &[]).unwrap().single_host(true);
+        let d = docs(&k.init_yaml().unwrap());
+        let taints = &by_kind(&d, "InitConfiguration")["nodeRegistration"]["taints"];
+        assert_eq!(
+            taints.as_sequence().map(Vec::len),
+            Some(0),
+            "{v}: {taints:?}"
+        );
+        assert!(k.init_yaml().unwrap().contains("taints: []"));
+    }
+    // Taints the user set are kept.
+    let own = docs(
+        "apiVersion: kubeadm.k8s.io/v1beta3\nkind: InitConfiguration\nnodeRegistration: {taints: [{key: dedicated, value: x, effect: NoSchedule}]}\n",
+    );
+    let k = KubeadmDocs::new(facts("v1.27.7"), &own)
+        .unwrap()
+        .single_host(true);
+    let d = docs(&k.init_yaml().unwrap());
+    assert_eq!(
+        by_kind(&d, "InitConfiguration")["nodeRegistration"]["taints"][0]["key"],
+        "dedicated"
+    );
+}
