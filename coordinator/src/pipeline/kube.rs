@@ -78,7 +78,9 @@ pub fn docs(ctx: &Ctx) -> Result<KubeadmDocs, PipelineError> {
         token: tok,
         certificate_key: key,
     };
+    // One host (`ferry run --single`): its master must take workloads.
     KubeadmDocs::new(facts, &ctx.kube_overlays)
+        .map(|d| d.single_host(ctx.hosts.len() == 1))
         .map_err(|e| PipelineError::cluster(Step::InitMaster, e))
 }
 
@@ -183,7 +185,8 @@ fn store(root: &Path, files: &[PkiFile]) -> Result<(), PipelineError> {
 }
 
 /// Generates the CAs and master0's set once (before the per-master
-/// fan-out, so every master shares one CA).
+/// fan-out, so every master shares one CA). Blocking (RSA keygen): the
+/// pipeline calls it through `spawn_blocking`.
 pub fn ensure_cluster_pki(ctx: &Ctx, docs: &KubeadmDocs) -> Result<(), PipelineError> {
     let m0dir = ctx
         .state
@@ -201,6 +204,7 @@ pub fn ensure_cluster_pki(ctx: &Ctx, docs: &KubeadmDocs) -> Result<(), PipelineE
 
 /// The files of one master: generated once per master and kept in
 /// `~/.ferry/<cluster>/pki/kubernetes/<ip>/` (CAs shared from master0's).
+/// Blocking (RSA keygen, file I/O): called through `spawn_blocking`.
 pub fn master_files(
     ctx: &Ctx,
     docs: &KubeadmDocs,

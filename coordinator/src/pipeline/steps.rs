@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ferry_shared::clusterfile::ResolvedHost;
+use ferry_shared::kubeadm::KubeadmDocs;
 use ferry_shared::pipeline::{Outcome, Step, digest};
 use ferry_shared::{EventKind, Phase};
 
@@ -44,6 +45,28 @@ pub async fn run(
     (res, timings)
 }
 
+/// Records `step`'s wall time since `t`, whether it succeeded or failed,
+/// so the summary line of a failed run includes the failing step.
+fn lap<T>(
+    timings: &mut Timings,
+    step: Step,
+    t: Instant,
+    res: Result<T, PipelineError>,
+) -> Result<T, PipelineError> {
+    timings.push((step, t.elapsed().as_secs_f64()));
+    res
+}
+
+/// Runs blocking work (RSA keygen, PKI files) off the async runtime.
+async fn blocking<T: Send + 'static>(
+    step: Step,
+    f: impl FnOnce() -> Result<T, PipelineError> + Send + 'static,
+) -> Result<T, PipelineError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| PipelineError::cluster(step, format!("blocking task: {e}")))?
+}
+
 async fn run_inner(
     state: &ClusterState,
     rec: &Recorder,
@@ -53,63 +76,37 @@ async fn run_inner(
 ) -> Result<(), PipelineError> {
     let t = Instant::now();
     let hosts = inp.cf.cluster.resolved_hosts()?;
-    let checked = prepare::check(state, rec, &inp, &hosts).await?;
-    timings.push((Step::Check, t.elapsed().as_secs_f64()));
+    let res = prepare::check(state, rec, &inp, &hosts).await;
+    let checked = lap(timings, Step::Check, t, res)?;
 
     let t = Instant::now();
-    let ctx = Arc::new(prepare::prepare(state, rec, &inp, hosts, checked).await?);
+    let res = prepare::prepare(state, rec, &inp, hosts, checked).await;
+    let ctx = Arc::new(lap(timings, Step::Images, t, res)?);
     writeback::set_mounts(cf_out, &ctx);
-    timings.push((Step::Images, t.elapsed().as_secs_f64()));
 
     let t = Instant::now();
-    distribute::distribute_all(&ctx, inp.topology).await?;
-    timings.push((Step::Distribute, t.elapsed().as_secs_f64()));
+    let res = distribute::distribute_all(&ctx, inp.topology).await;
+    lap(timings, Step::Distribute, t, res)?;
 
     let t = Instant::now();
     let all: Vec<ResolvedHost> = ctx.hosts.clone();
-    // Registry hosts first: every other host's init-cri needs the registry.
-    let (reg, rest): (Vec<ResolvedHost>, Vec<ResolvedHost>) = all
-        .iter()
-        .cloned()
-        .partition(|h| ctx.registry.iter().any(|r| r.addr.ip == h.addr.ip));
-    for group in [reg, rest] {
-        per_host(
-            &ctx,
-            Step::Bootstrap,
-            group,
-            false,
-            |c, h| c.host_digest(h, ""),
-            |c, h, n| async move { bootstrap::bootstrap(&c, &h, &n).await },
-        )
-        .await?;
-    }
-    timings.push((Step::Bootstrap, t.elapsed().as_secs_f64()));
+    let res = bootstrap_all(&ctx, &all).await;
+    lap(timings, Step::Bootstrap, t, res)?;
 
     let t = Instant::now();
-    let docs = Arc::new(kube::docs(&ctx)?);
     let masters: Vec<ResolvedHost> = ctx.masters().into_iter().cloned().collect();
-    kube::ensure_cluster_pki(&ctx, &docs)?;
-    let d = docs.clone();
-    per_host(
-        &ctx,
-        Step::Pki,
-        masters.clone(),
-        true,
-        |c, h| c.host_digest(h, "pki"),
-        move |c, h, n| {
-            let d = d.clone();
-            async move {
-                let files = kube::master_files(&c, &d, h.addr.ip, &c.hostname(h.addr.ip))?;
-                kube::push_pki(&c, &n, &files).await
-            }
-        },
-    )
-    .await?;
-    timings.push((Step::Pki, t.elapsed().as_secs_f64()));
+    let res = match kube::docs(&ctx) {
+        Ok(d) => {
+            let d = Arc::new(d);
+            pki(&ctx, &d, &masters).await.map(|()| d)
+        }
+        Err(e) => Err(e),
+    };
+    let docs = lap(timings, Step::Pki, t, res)?;
 
     let t = Instant::now();
     let d = docs.clone();
-    per_host(
+    let res = per_host(
         &ctx,
         Step::InitMaster,
         vec![ctx.master0.clone()],
@@ -120,20 +117,102 @@ async fn run_inner(
             async move { kube::init_master0(&c, &d, &n).await }
         },
     )
-    .await?;
-    timings.push((Step::InitMaster, t.elapsed().as_secs_f64()));
+    .await;
+    lap(timings, Step::InitMaster, t, res)?;
 
     let t = Instant::now();
-    let others: Vec<ResolvedHost> = masters
+    let res = join_masters(&ctx, &docs, &masters).await;
+    lap(timings, Step::JoinMaster, t, res)?;
+
+    let t = Instant::now();
+    let res = workers(&ctx, &docs).await;
+    lap(timings, Step::JoinWorker, t, res)?;
+
+    let t = Instant::now();
+    let res = per_host(
+        &ctx,
+        Step::Guest,
+        all,
+        false,
+        |c, h| {
+            let cmds = format!("{:?}", bootstrap::guest_commands(c, h));
+            c.host_digest(h, &cmds)
+        },
+        |c, h, n| async move { bootstrap::guest(&c, &h, &n).await },
+    )
+    .await;
+    lap(timings, Step::Guest, t, res)?;
+
+    let t = Instant::now();
+    *cf_out = ctx.cf.clone();
+    writeback::set_mounts(cf_out, &ctx);
+    let res = writeback::backup(&ctx).await;
+    lap(timings, Step::Backup, t, res)
+}
+
+async fn bootstrap_all(ctx: &Arc<Ctx>, all: &[ResolvedHost]) -> Result<(), PipelineError> {
+    // Registry hosts first: every other host's init-cri needs the registry.
+    let (reg, rest): (Vec<ResolvedHost>, Vec<ResolvedHost>) = all
+        .iter()
+        .cloned()
+        .partition(|h| ctx.registry.iter().any(|r| r.addr.ip == h.addr.ip));
+    for group in [reg, rest] {
+        per_host(
+            ctx,
+            Step::Bootstrap,
+            group,
+            false,
+            |c, h| c.host_digest(h, ""),
+            |c, h, n| async move { bootstrap::bootstrap(&c, &h, &n).await },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The cluster CAs once, then each master's files (generated on blocking
+/// threads) pushed through its agent.
+async fn pki(
+    ctx: &Arc<Ctx>,
+    docs: &Arc<KubeadmDocs>,
+    masters: &[ResolvedHost],
+) -> Result<(), PipelineError> {
+    let (c, d) = (ctx.clone(), docs.clone());
+    blocking(Step::Pki, move || kube::ensure_cluster_pki(&c, &d)).await?;
+    let d = docs.clone();
+    per_host(
+        ctx,
+        Step::Pki,
+        masters.to_vec(),
+        true,
+        |c, h| c.host_digest(h, "pki"),
+        move |c, h, n| {
+            let d = d.clone();
+            async move {
+                let (bc, ip, name) = (c.clone(), h.addr.ip, c.hostname(h.addr.ip));
+                let files =
+                    blocking(Step::Pki, move || kube::master_files(&bc, &d, ip, &name)).await?;
+                kube::push_pki(&c, &n, &files).await
+            }
+        },
+    )
+    .await
+}
+
+async fn join_masters(
+    ctx: &Arc<Ctx>,
+    docs: &Arc<KubeadmDocs>,
+    masters: &[ResolvedHost],
+) -> Result<(), PipelineError> {
+    let others = masters
         .iter()
         .filter(|m| m.addr.ip != ctx.master0.addr.ip)
-        .cloned()
-        .collect();
+        .cloned();
     for m in others {
         // Control-plane joins one at a time (etcd membership changes).
         let d = docs.clone();
         per_host(
-            &ctx,
+            ctx,
             Step::JoinMaster,
             vec![m],
             true,
@@ -145,11 +224,13 @@ async fn run_inner(
         )
         .await?;
     }
-    timings.push((Step::JoinMaster, t.elapsed().as_secs_f64()));
+    Ok(())
+}
 
-    let t = Instant::now();
+/// The workers' VIP load balancer, then their joins.
+async fn workers(ctx: &Arc<Ctx>, docs: &Arc<KubeadmDocs>) -> Result<(), PipelineError> {
     let workers: Vec<ResolvedHost> = ctx.workers().into_iter().cloned().collect();
-    let spec = Arc::new(kube::lb_spec(&ctx)?);
+    let spec = Arc::new(kube::lb_spec(ctx)?);
     let members: Vec<String> = spec
         .real_servers
         .iter()
@@ -157,7 +238,7 @@ async fn run_inner(
         .collect();
     let lb_digest = digest(&[&spec.vip.to_string(), &members.join(",")]);
     per_host(
-        &ctx,
+        ctx,
         Step::LbSync,
         workers.clone(),
         false,
@@ -170,7 +251,7 @@ async fn run_inner(
     .await?;
     let d = docs.clone();
     per_host(
-        &ctx,
+        ctx,
         Step::JoinWorker,
         workers,
         true,
@@ -180,30 +261,7 @@ async fn run_inner(
             async move { kube::join(&c, &d, &n, false).await }
         },
     )
-    .await?;
-    timings.push((Step::JoinWorker, t.elapsed().as_secs_f64()));
-
-    let t = Instant::now();
-    per_host(
-        &ctx,
-        Step::Guest,
-        all,
-        false,
-        |c, h| {
-            let cmds = format!("{:?}", bootstrap::guest_commands(c, h));
-            c.host_digest(h, &cmds)
-        },
-        |c, h, n| async move { bootstrap::guest(&c, &h, &n).await },
-    )
-    .await?;
-    timings.push((Step::Guest, t.elapsed().as_secs_f64()));
-
-    let t = Instant::now();
-    *cf_out = ctx.cf.clone();
-    writeback::set_mounts(cf_out, &ctx);
-    writeback::backup(&ctx).await?;
-    timings.push((Step::Backup, t.elapsed().as_secs_f64()));
-    Ok(())
+    .await
 }
 
 /// Runs `f` for each host (bounded), skipping hosts whose journal says
