@@ -30,9 +30,15 @@ pub struct RunArgs {
     /// Extra YAML documents appended to the Clusterfile (Config, kubeadm...).
     #[arg(long)]
     pub config_file: Vec<PathBuf>,
-    /// A one-node cluster on this machine (needs --masters with its IP here).
+    /// A one-node cluster on this machine: its address (the default
+    /// route's source) becomes the only master, reached over SSH like any
+    /// host, and stays schedulable. Not with --masters/--nodes.
     #[arg(long)]
     pub single: bool,
+    /// Pull the images over plain HTTP (registries without TLS), like
+    /// `ferry pull --insecure`.
+    #[arg(long)]
+    pub insecure: bool,
     #[command(flatten)]
     pub ssh: SshArgs,
     #[command(flatten)]
@@ -66,6 +72,10 @@ pub struct ApplyArgs {
     /// Extra YAML documents appended to the Clusterfile.
     #[arg(long)]
     pub config_file: Vec<PathBuf>,
+    /// Pull the images over plain HTTP (registries without TLS), like
+    /// `ferry pull --insecure`. plan/--dry-run never pull.
+    #[arg(long)]
+    pub insecure: bool,
     #[command(flatten)]
     pub ssh: SshArgs,
     #[command(flatten)]
@@ -82,6 +92,10 @@ pub struct AddArgs {
     /// Workers to add.
     #[arg(long, default_value = "")]
     pub nodes: String,
+    /// Pull a missing cluster image over plain HTTP, like `ferry pull
+    /// --insecure`.
+    #[arg(long)]
+    pub insecure: bool,
     #[command(flatten)]
     pub ssh: SshArgs,
     #[command(flatten)]

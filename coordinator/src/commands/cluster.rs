@@ -52,16 +52,14 @@ pub async fn add(cluster: &ClusterState, r: &Reporter, a: AddArgs) -> Result<Exi
     if cf.cluster.resolved_hosts().map_err(usage)?.len() == old.len() {
         return Err(usage("give the hosts to add: --masters and/or --nodes"));
     }
-    super::run::execute(
-        cluster,
-        r,
-        cf,
-        Vec::new(),
-        &a.ssh,
-        &a.agent,
-        a.relay.topology(),
-    )
-    .await
+    let o = super::run::ExecOpts {
+        env: Vec::new(),
+        ssh: &a.ssh,
+        agent: &a.agent,
+        topology: a.relay.topology(),
+        insecure: a.insecure,
+    };
+    super::run::execute(cluster, r, cf, o).await
 }
 
 fn lb_spec(masters: &[ResolvedHost], vip: std::net::Ipv4Addr) -> Option<LbSpec> {

@@ -7,10 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferry_shared::clusterfile::{
-    API_VERSION, Cluster, ClusterSpec, Clusterfile, Host, KIND_CLUSTER, ObjectMeta, ResolvedHost,
-    Ssh,
+    API_VERSION, Cluster, ClusterSpec, Clusterfile, Host, KIND_CLUSTER, ObjectMeta, Ssh,
 };
-use ferry_shared::pipeline::{HostChange, HostPlan, Plan, host_diff};
+use ferry_shared::transfer::Topology;
 use ferry_shared::{HostAddr, Secret};
 
 use super::{CliError, Exit, ssh_args};
@@ -19,13 +18,34 @@ use crate::client::ClientTls;
 use crate::install::{InstallCtx, LocalAgent};
 use crate::output::Reporter;
 use crate::pipeline::image_store::StoreImages;
-use crate::pipeline::images::{DirImages, ImageSource, load};
+use crate::pipeline::images::ImageSource;
 use crate::pipeline::{Inputs, Recorder, load_clusterfile, teardown::Teardown};
 use crate::ssh::SshTarget;
 use crate::state::ClusterState;
 
+mod dry;
+mod local_ip;
+
+pub use dry::{gen_cmd, plan};
+
 fn usage(e: impl std::fmt::Display) -> CliError {
     CliError::Usage(e.to_string())
+}
+
+/// `--single`: no hosts given, this machine's address is the only master
+/// (reached over SSH like any host). With `--masters`/`--nodes` it is a
+/// usage error.
+fn resolve_single(a: &mut RunArgs) -> Result<(), CliError> {
+    if !a.single {
+        return Ok(());
+    }
+    if !a.masters.is_empty() || !a.nodes.is_empty() {
+        return Err(usage(
+            "--single makes this machine the only master: give either --single or --masters/--nodes, not both",
+        ));
+    }
+    a.masters = local_ip::local_master_ip().map_err(usage)?.to_string();
+    Ok(())
 }
 
 fn group(addrs: &[HostAddr], role: &str) -> Option<Host> {
@@ -147,28 +167,36 @@ pub fn install_ctx(
     }))
 }
 
+/// How `run`, `apply` and `add` run the pipeline.
+pub struct ExecOpts<'a> {
+    /// `-e KEY=VALUE` for the images.
+    pub env: Vec<String>,
+    pub ssh: &'a SshArgs,
+    pub agent: &'a AgentOpts,
+    pub topology: Topology,
+    /// `--insecure`: pull images over plain HTTP (`ferry pull --insecure`).
+    pub insecure: bool,
+}
+
 /// Runs the pipeline on `cf` and prints the outcome with phase timings.
 pub async fn execute(
     cluster: &ClusterState,
     r: &Reporter,
     cf: Clusterfile,
-    cli_env: Vec<String>,
-    ssh: &SshArgs,
-    opts: &AgentOpts,
-    topology: ferry_shared::transfer::Topology,
+    o: ExecOpts<'_>,
 ) -> Result<Exit, CliError> {
     let started = Instant::now();
     cf.cluster.resolved_hosts().map_err(usage)?;
     let home = cluster.dir().parent().unwrap_or(cluster.dir());
-    let images = StoreImages::new(home);
+    let images = StoreImages::new(home).insecure(o.insecure);
     images.pull_missing(&cf.cluster.spec.image).await?;
     let inp = Inputs {
-        targets: targets(&cf, ssh)?,
+        targets: targets(&cf, o.ssh)?,
         cf,
-        cli_env,
-        concurrency: opts.concurrency,
-        topology,
-        install: install_ctx(cluster, r, ssh, opts)?,
+        cli_env: o.env,
+        concurrency: o.agent.concurrency,
+        topology: o.topology,
+        install: install_ctx(cluster, r, o.ssh, o.agent)?,
         images: Arc::new(images) as Arc<dyn ImageSource>,
     };
     let rec = Recorder::open(cluster.dir(), r.clone())?;
@@ -204,8 +232,9 @@ pub async fn execute(
         }
         Err(e) => {
             r.text(&format!(
-                "cluster `{}` FAILED after {total:.2}s: {e}",
-                cluster.name()
+                "cluster `{}` FAILED after {total:.2}s ({}): {e}",
+                cluster.name(),
+                phases.join(", ")
             ));
             r.text("a plain re-run resumes from the first unfinished step of each host");
             Ok(Exit::HostsFailed)
@@ -213,12 +242,8 @@ pub async fn execute(
     }
 }
 
-pub async fn run(cluster: &ClusterState, r: &Reporter, a: RunArgs) -> Result<Exit, CliError> {
-    if a.single {
-        return Err(usage(
-            "--single is not supported yet: give --masters with this machine's IP",
-        ));
-    }
+pub async fn run(cluster: &ClusterState, r: &Reporter, mut a: RunArgs) -> Result<Exit, CliError> {
+    resolve_single(&mut a)?;
     let stored = load_clusterfile(cluster)?;
     let cf = match stored {
         Some(mut old) if a.masters.is_empty() && a.nodes.is_empty() => {
@@ -240,16 +265,14 @@ pub async fn run(cluster: &ClusterState, r: &Reporter, a: RunArgs) -> Result<Exi
             cluster_from_flags(cluster.name(), &a)?
         }
     };
-    execute(
-        cluster,
-        r,
-        cf,
-        a.env.clone(),
-        &a.ssh,
-        &a.agent,
-        a.relay.topology(),
-    )
-    .await
+    let o = ExecOpts {
+        env: a.env.clone(),
+        ssh: &a.ssh,
+        agent: &a.agent,
+        topology: a.relay.topology(),
+        insecure: a.insecure,
+    };
+    execute(cluster, r, cf, o).await
 }
 
 fn read_clusterfile(a: &ApplyArgs) -> Result<Clusterfile, CliError> {
@@ -269,68 +292,6 @@ fn read_clusterfile(a: &ApplyArgs) -> Result<Clusterfile, CliError> {
     Ok(cf)
 }
 
-/// The plan of applying `new` over the stored Clusterfile.
-pub fn plan(cluster: &ClusterState, new: &Clusterfile) -> Result<Plan, CliError> {
-    let old: Vec<ResolvedHost> = match load_clusterfile(cluster)? {
-        Some(o) => o.cluster.resolved_hosts().map_err(usage)?,
-        None => Vec::new(),
-    };
-    let hosts = new.cluster.resolved_hosts().map_err(usage)?;
-    let master0 = new.cluster.master0().map_err(usage)?;
-    let (mut rootfs, mut apps) = (0, 0);
-    let resolvable: Vec<String> = new
-        .cluster
-        .spec
-        .image
-        .iter()
-        .filter(|i| std::path::Path::new(i).join("config.json").is_file())
-        .cloned()
-        .collect();
-    if let Ok(imgs) = load(&DirImages, &resolvable) {
-        for i in imgs {
-            match i.config.image_type() {
-                ferry_shared::image::ImageType::Application => apps += i.bytes,
-                _ => rootfs += i.bytes,
-            }
-        }
-    }
-    let mut rows = Vec::new();
-    for (h, change) in host_diff(&old, &hosts) {
-        rows.push(HostPlan::new(&h, change, &master0, rootfs, apps).map_err(usage)?);
-    }
-    Ok(Plan {
-        cluster: cluster.name().to_string(),
-        images: new.cluster.spec.image.clone(),
-        hosts: rows,
-    })
-}
-
-fn print_plan(r: &Reporter, p: &Plan) {
-    if r.is_json() {
-        println!("{}", serde_json::to_string(p).unwrap_or_default());
-        return;
-    }
-    r.text(&format!(
-        "plan for cluster `{}`: images {}",
-        p.cluster,
-        p.images.join(", ")
-    ));
-    for h in &p.hosts {
-        let what = match h.change {
-            HostChange::Add => "add",
-            HostChange::Keep => "keep",
-            HostChange::Remove => "remove",
-        };
-        r.text(&format!(
-            "  {:<22} {what:<7} [{}] {} bytes: {}",
-            h.host,
-            h.roles.join(","),
-            h.bytes,
-            h.steps.join(" → ")
-        ));
-    }
-}
-
 pub async fn apply(
     cluster: &ClusterState,
     r: &Reporter,
@@ -341,9 +302,9 @@ pub async fn apply(
     if cf.cluster.metadata.name.is_empty() {
         cf.cluster.metadata.name = cluster.name().to_string();
     }
-    let p = plan(cluster, &cf)?;
+    let (p, notes) = plan(cluster, &cf)?;
     if plan_only || a.dry_run {
-        print_plan(r, &p);
+        dry::print_plan(r, &p, &notes);
         return Ok(Exit::Ok);
     }
     let removed: Vec<String> = p.removed().map(|h| h.host.clone()).collect();
@@ -366,48 +327,12 @@ pub async fn apply(
         );
         super::cluster::remove_hosts(cluster, &td, &old, &removed).await?;
     }
-    execute(
-        cluster,
-        r,
-        cf,
-        a.env.clone(),
-        &a.ssh,
-        &a.agent,
-        a.relay.topology(),
-    )
-    .await
-}
-
-pub fn gen_cmd(cluster: &ClusterState, _r: &Reporter, a: RunArgs) -> Result<Exit, CliError> {
-    let cf = cluster_from_flags(cluster.name(), &a)?;
-    let text = cf.to_yaml(true).map_err(usage)?;
-    print!("{text}");
-    let version = load(&DirImages, &a.images)
-        .ok()
-        .and_then(|imgs| {
-            imgs.iter()
-                .find_map(|i| i.config.labels.get("version").cloned())
-        })
-        .unwrap_or_else(|| "v1.27.7".to_string());
-    if let Ok(m0) = cf.cluster.master0() {
-        let facts = ferry_shared::kubeadm::ClusterFacts {
-            kube_version: version,
-            master0: m0.addr.ip,
-            masters: cf
-                .cluster
-                .resolved_hosts()
-                .map_err(usage)?
-                .iter()
-                .filter(|h| h.has_role("master"))
-                .map(|h| h.addr.ip)
-                .collect(),
-            vip: crate::pipeline::DEFAULT_VIP.parse().map_err(usage)?,
-            token: ferry_shared::kubeadm::BootstrapToken::parse("abcdef.0123456789abcdef")
-                .map_err(usage)?,
-            certificate_key: String::new(),
-        };
-        let docs = ferry_shared::kubeadm::KubeadmDocs::new(facts, &[]).map_err(usage)?;
-        print!("---\n{}", docs.init_yaml().map_err(usage)?);
-    }
-    Ok(Exit::Ok)
+    let o = ExecOpts {
+        env: a.env.clone(),
+        ssh: &a.ssh,
+        agent: &a.agent,
+        topology: a.relay.topology(),
+        insecure: a.insecure,
+    };
+    execute(cluster, r, cf, o).await
 }

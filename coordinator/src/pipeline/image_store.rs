@@ -4,11 +4,14 @@
 //! use (`FERRY_DATA_ROOT` or `<ferry home>/images`), pulled from its
 //! registry first when absent ([`StoreImages::pull_missing`], with the
 //! credentials of `ferry login`; registries listed in
-//! `FERRY_INSECURE_REGISTRIES`, comma separated, are talked to like
-//! `ferry pull --insecure`), then unpacked once per manifest digest into
+//! `FERRY_INSECURE_REGISTRIES`, comma separated, or every registry with
+//! `--insecure` on run/apply/add, are talked to like `ferry pull
+//! --insecure`), then unpacked once per manifest digest into
 //! `<ferry home>/.image-cache/<hex>/` (outside every cluster's state
 //! directory, which is backed up to the masters; shared by the clusters) with the store's hostile-entry checks.
 //! Labels, env, cmd and entrypoint come from the image config.
+//! [`StoreImages::inspect`] is the dry runs' view (plan, gen, apply
+//! --dry-run): config and size from the store, never a pull or an unpack.
 //!
 //! Invariant: a cache directory `<hex>` only exists once fully unpacked
 //! (unpack into a temp sibling, then rename), so it is reused as is and the
@@ -35,6 +38,16 @@ pub struct StoreImages {
     /// Where unpacked images are cached (`<ferry home>/.image-cache`; cluster
     /// names cannot start with a dot).
     cache: PathBuf,
+    /// `--insecure`: every registry pulled from is plain HTTP.
+    insecure: bool,
+}
+
+/// What a dry run knows of an image without pulling or unpacking it.
+#[derive(Debug, Clone)]
+pub struct ImageInfo {
+    pub config: ImageConfig,
+    /// Tree bytes (directory or already unpacked), else the layers' bytes.
+    pub bytes: u64,
 }
 
 fn bad(image: &str, detail: impl std::fmt::Display) -> PipelineError {
@@ -53,7 +66,58 @@ impl StoreImages {
         Self {
             home: home.to_path_buf(),
             cache: home.join(".image-cache"),
+            insecure: false,
         }
+    }
+
+    /// `--insecure`: pull over plain HTTP from every registry (as `ferry
+    /// pull --insecure`), on top of `FERRY_INSECURE_REGISTRIES`.
+    pub fn insecure(mut self, yes: bool) -> Self {
+        self.insecure = yes;
+        self
+    }
+
+    /// Config and size of `name` for a dry run: a directory as it is, a
+    /// reference only from the local store (which is not even created);
+    /// absent means "pull it first", never a pull.
+    pub fn inspect(&self, name: &str) -> Result<ImageInfo, PipelineError> {
+        if is_dir_image(name) {
+            let (config, root) = DirImages.open(name)?;
+            let (_, bytes) = super::images::tree_digest(&root)?;
+            return Ok(ImageInfo { config, bytes });
+        }
+        let root = Store::root_in(&self.home);
+        let absent = || {
+            bad(
+                name,
+                format!(
+                    "not in the local store at {}; `ferry pull {name}` it first (or run without --dry-run, which pulls it)",
+                    root.display()
+                ),
+            )
+        };
+        if !root.join("index.json").is_file() {
+            return Err(absent());
+        }
+        let store = self.store(name)?;
+        let found = store
+            .find(name)
+            .map_err(|e| bad(name, format!("looking it up in the image store: {e}")))?;
+        if found.is_empty() {
+            return Err(absent());
+        }
+        let r = store
+            .resolve(name, None)
+            .map_err(|e| bad(name, format!("image store: {e}")))?;
+        let cached = self.cache.join(r.manifest_descriptor.digest.hex());
+        let bytes = if cached.is_dir() {
+            super::images::tree_digest(&cached)?.1
+        } else {
+            r.manifest.layers.iter().map(|l| l.size).sum()
+        };
+        let mut config = r.config.to_domain(&r.name);
+        config.name = name.to_string();
+        Ok(ImageInfo { config, bytes })
     }
 
     fn store(&self, image: &str) -> Result<Store, PipelineError> {
@@ -85,7 +149,7 @@ impl StoreImages {
             })?;
             let conn = Connection {
                 registry: reference.registry.clone(),
-                insecure: insecure.contains(&reference.registry),
+                insecure: self.insecure || insecure.contains(&reference.registry),
                 credentials: AuthStore::new(&self.home)
                     .get(&reference.registry)
                     .map_err(|e| bad(name, format!("reading registry credentials: {e}")))?,

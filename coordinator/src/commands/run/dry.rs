@@ -1,0 +1,148 @@
+//! The dry runs: `ferry plan`, `ferry apply --dry-run` and `ferry gen`.
+//! Images are read as the run would find them (a directory, or a reference
+//! from the local OCI store) but never pulled or unpacked: an image the
+//! store lacks is reported with what to do ("ferry pull it first"), and the
+//! plan or the generated config is still printed without it.
+
+use ferry_shared::clusterfile::{Clusterfile, ResolvedHost};
+use ferry_shared::image::ImageType;
+use ferry_shared::pipeline::{HostChange, HostPlan, Plan, host_diff};
+
+use super::{CliError, Exit, cluster_from_flags, resolve_single, usage};
+use crate::cli::RunArgs;
+use crate::output::Reporter;
+use crate::pipeline::image_store::{ImageInfo, StoreImages};
+use crate::pipeline::load_clusterfile;
+use crate::state::ClusterState;
+
+/// The Kubernetes version `ferry gen` assumes when no image says.
+const DEFAULT_KUBE_VERSION: &str = "v1.27.7";
+
+fn store_images(cluster: &ClusterState) -> StoreImages {
+    StoreImages::new(cluster.dir().parent().unwrap_or(cluster.dir()))
+}
+
+/// Each image's info, or a note saying why it is unknown.
+fn inspect_all(
+    cluster: &ClusterState,
+    images: &[String],
+) -> (Vec<(String, ImageInfo)>, Vec<String>) {
+    let src = store_images(cluster);
+    let (mut found, mut notes) = (Vec::new(), Vec::new());
+    for i in images {
+        match src.inspect(i) {
+            Ok(info) => found.push((i.clone(), info)),
+            Err(e) => notes.push(e.to_string()),
+        }
+    }
+    (found, notes)
+}
+
+/// The plan of applying `new` over the stored Clusterfile, and notes about
+/// images it could not size (not in the store: never pulled here).
+pub fn plan(cluster: &ClusterState, new: &Clusterfile) -> Result<(Plan, Vec<String>), CliError> {
+    let old: Vec<ResolvedHost> = match load_clusterfile(cluster)? {
+        Some(o) => o.cluster.resolved_hosts().map_err(usage)?,
+        None => Vec::new(),
+    };
+    let hosts = new.cluster.resolved_hosts().map_err(usage)?;
+    let master0 = new.cluster.master0().map_err(usage)?;
+    let (mut rootfs, mut apps) = (0, 0);
+    let (found, notes) = inspect_all(cluster, &new.cluster.spec.image);
+    for (_, i) in found {
+        match i.config.image_type() {
+            ImageType::Application => apps += i.bytes,
+            _ => rootfs += i.bytes,
+        }
+    }
+    let mut rows = Vec::new();
+    for (h, change) in host_diff(&old, &hosts) {
+        rows.push(HostPlan::new(&h, change, &master0, rootfs, apps).map_err(usage)?);
+    }
+    let p = Plan {
+        cluster: cluster.name().to_string(),
+        images: new.cluster.spec.image.clone(),
+        hosts: rows,
+    };
+    Ok((p, notes))
+}
+
+/// Human: one line per host, then the notes. JSON: one object, the plan
+/// with a `notes` list.
+pub fn print_plan(r: &Reporter, p: &Plan, notes: &[String]) {
+    if r.is_json() {
+        let mut v = serde_json::to_value(p).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            o.insert("notes".into(), notes.into());
+        }
+        println!("{v}");
+        return;
+    }
+    r.text(&format!(
+        "plan for cluster `{}`: images {}",
+        p.cluster,
+        p.images.join(", ")
+    ));
+    for h in &p.hosts {
+        let what = match h.change {
+            HostChange::Add => "add",
+            HostChange::Keep => "keep",
+            HostChange::Remove => "remove",
+        };
+        r.text(&format!(
+            "  {:<22} {what:<7} [{}] {} bytes: {}",
+            h.host,
+            h.roles.join(","),
+            h.bytes,
+            h.steps.join(" → ")
+        ));
+    }
+    for n in notes {
+        r.text(&format!("note: image {n} (sizes above leave it out)"));
+    }
+}
+
+/// `ferry gen`: the Clusterfile of the flags, then the kubeadm init
+/// configuration for the images' Kubernetes version.
+pub fn gen_cmd(cluster: &ClusterState, _r: &Reporter, mut a: RunArgs) -> Result<Exit, CliError> {
+    resolve_single(&mut a)?;
+    let cf = cluster_from_flags(cluster.name(), &a)?;
+    let text = cf.to_yaml(true).map_err(usage)?;
+    print!("{text}");
+    let (found, notes) = inspect_all(cluster, &a.images);
+    let version = found
+        .iter()
+        .find_map(|(_, i)| i.config.labels.get("version").cloned());
+    for n in &notes {
+        eprintln!("note: image {n}");
+    }
+    if version.is_none() && !a.images.is_empty() {
+        eprintln!(
+            "note: no image says its Kubernetes version; the kubeadm configuration below is for {DEFAULT_KUBE_VERSION}"
+        );
+    }
+    let version = version.unwrap_or_else(|| DEFAULT_KUBE_VERSION.to_string());
+    if let Ok(m0) = cf.cluster.master0() {
+        let hosts = cf.cluster.resolved_hosts().map_err(usage)?;
+        let facts = ferry_shared::kubeadm::ClusterFacts {
+            kube_version: version,
+            master0: m0.addr.ip,
+            masters: hosts
+                .iter()
+                .filter(|h| h.has_role("master"))
+                .map(|h| h.addr.ip)
+                .collect(),
+            vip: crate::pipeline::DEFAULT_VIP.parse().map_err(usage)?,
+            token: ferry_shared::kubeadm::BootstrapToken::parse("abcdef.0123456789abcdef")
+                .map_err(usage)?,
+            certificate_key: String::new(),
+        };
+        let overlays: Vec<serde_yaml_ng::Value> =
+            cf.kube_config_docs().map(|d| d.value.clone()).collect();
+        let docs = ferry_shared::kubeadm::KubeadmDocs::new(facts, &overlays)
+            .map_err(usage)?
+            .single_host(hosts.len() == 1);
+        print!("---\n{}", docs.init_yaml().map_err(usage)?);
+    }
+    Ok(Exit::Ok)
+}
