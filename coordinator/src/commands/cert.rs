@@ -4,7 +4,10 @@
 //! `--alt-names a,b` re-issues each master's apiserver certificate with
 //! those SANs added (same CA), stores it, and pushes it to every master
 //! whose agent answers. It restarts the apiserver only where a container
-//! runtime lets it (`crictl`); otherwise it says what is left to do.
+//! runtime lets it (`crictl`); otherwise it says what is left to do. The
+//! SANs are also recorded in the stored Clusterfile (0600) as the
+//! ClusterConfiguration's `apiServer.certSANs`, sealos' way, so a master
+//! added later gets them in its certificate and kubeadm config.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -14,12 +17,17 @@ use ferry_shared::{EventKind, ExecSpec, Phase};
 use futures::StreamExt;
 use time::OffsetDateTime;
 
+use ferry_shared::clusterfile::{Clusterfile, OtherDoc};
+
 use super::cert_expiry::{rows, table};
 use super::summary::Summary;
 use super::{CliError, Exit};
 use crate::client::{AgentClient, ClientTls, ExecItem};
 use crate::output::Reporter;
+use crate::pipeline::{load_clusterfile, save_clusterfile};
 use crate::state::ClusterState;
+
+const KUBEADM_V1BETA3: &str = "kubeadm.k8s.io/v1beta3";
 
 #[derive(Debug, clap::Args)]
 pub struct CertArgs {
@@ -146,9 +154,90 @@ fn reissue(dir: &Path, extra: &[String]) -> Result<(String, String), String> {
     Ok((cert, key))
 }
 
+/// Adds `sans` to the ClusterConfiguration's `apiServer.certSANs` among
+/// the Clusterfile's documents (a new v1beta3 document if there is none);
+/// true when something changed.
+pub fn record_cert_sans(cf: &mut Clusterfile, sans: &[String]) -> bool {
+    use serde_yaml_ng::{Mapping, Value};
+    let idx = cf
+        .docs
+        .iter()
+        .position(|d| d.is_kube_config() && d.kind == "ClusterConfiguration");
+    let idx = match idx {
+        Some(i) => i,
+        None => {
+            let mut m = Mapping::new();
+            m.insert("apiVersion".into(), KUBEADM_V1BETA3.into());
+            m.insert("kind".into(), "ClusterConfiguration".into());
+            cf.docs.push(OtherDoc {
+                api_version: KUBEADM_V1BETA3.into(),
+                kind: "ClusterConfiguration".into(),
+                value: Value::Mapping(m),
+            });
+            cf.docs.len() - 1
+        }
+    };
+    let Value::Mapping(doc) = &mut cf.docs[idx].value else {
+        return false;
+    };
+    let api = doc
+        .entry("apiServer".into())
+        .or_insert_with(|| Value::Mapping(Mapping::new()));
+    if !api.is_mapping() {
+        *api = Value::Mapping(Mapping::new());
+    }
+    let Value::Mapping(api) = api else {
+        return false;
+    };
+    let list = api
+        .entry("certSANs".into())
+        .or_insert_with(|| Value::Sequence(Vec::new()));
+    if !list.is_sequence() {
+        *list = Value::Sequence(Vec::new());
+    }
+    let Value::Sequence(list) = list else {
+        return false;
+    };
+    let mut changed = false;
+    for s in sans {
+        if !list.iter().any(|v| v.as_str() == Some(s.as_str())) {
+            list.push(Value::from(s.as_str()));
+            changed = true;
+        }
+    }
+    changed
+}
+
+/// Records the SANs in the stored Clusterfile; a note on what happened.
+fn persist_sans(cluster: &ClusterState, sans: &[String]) -> Result<String, CliError> {
+    let Some(mut cf) = load_clusterfile(cluster)? else {
+        return Ok(format!(
+            "no stored Clusterfile in {}: masters added later will not get these SANs",
+            cluster.dir().display()
+        ));
+    };
+    if !record_cert_sans(&mut cf, sans) {
+        return Ok("the stored Clusterfile already lists these SANs".into());
+    }
+    save_clusterfile(cluster, &cf)?;
+    Ok(format!(
+        "recorded in {} (ClusterConfiguration apiServer.certSANs) for masters added later",
+        cluster.dir().join(crate::pipeline::CLUSTERFILE).display()
+    ))
+}
+
 async fn alt_names(cluster: &ClusterState, r: &Reporter, a: &CertArgs) -> Result<Exit, CliError> {
     let started = Instant::now();
     let dirs = master_dirs(cluster)?;
+    let note = persist_sans(cluster, &a.alt_names)?;
+    if r.is_json() {
+        r.emit(
+            r.event("", Phase::Facts, EventKind::Finished)
+                .message(format!("certSANs {}: {note}", a.alt_names.join(","))),
+        );
+    } else {
+        r.text(&format!("cert: SANs {note}"));
+    }
     let inventory = cluster.load_inventory()?;
     let tls = if a.no_push || inventory.nodes.is_empty() {
         None
@@ -261,4 +350,61 @@ async fn push(
             .message(format!("apiserver certificate pushed; {note}")),
     );
     Ok(note)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const CF: &str = "apiVersion: apps.sealos.io/v1beta1\nkind: Cluster\nmetadata: {name: default}\nspec:\n  hosts:\n  - ips: [10.0.0.2]\n    roles: [master]\n";
+
+    fn sans(cf: &Clusterfile) -> Vec<String> {
+        let d = cf
+            .docs
+            .iter()
+            .find(|d| d.kind == "ClusterConfiguration")
+            .unwrap();
+        d.value["apiServer"]["certSANs"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn sans_are_added_to_a_new_cluster_configuration() {
+        let mut cf = Clusterfile::parse(CF).unwrap();
+        assert!(record_cert_sans(
+            &mut cf,
+            &["a.example.com".into(), "10.9.9.9".into()]
+        ));
+        assert_eq!(sans(&cf), ["a.example.com", "10.9.9.9"]);
+        // Round trip through the stored text: a kubeadm document again.
+        let back = Clusterfile::parse(&cf.to_yaml(true).unwrap()).unwrap();
+        let d = back.kube_config_docs().next().unwrap();
+        assert_eq!(d.api_version, KUBEADM_V1BETA3);
+        assert_eq!(sans(&back), ["a.example.com", "10.9.9.9"]);
+        assert!(
+            !record_cert_sans(&mut cf, &["10.9.9.9".into()]),
+            "no change twice"
+        );
+    }
+
+    #[test]
+    fn sans_merge_into_an_existing_cluster_configuration() {
+        let text = format!(
+            "{CF}---\napiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nnetworking: {{podSubnet: 10.160.0.0/12}}\napiServer: {{certSANs: [k8s.example.com], extraArgs: [{{name: a, value: b}}]}}\n"
+        );
+        let mut cf = Clusterfile::parse(&text).unwrap();
+        assert!(record_cert_sans(
+            &mut cf,
+            &["k8s.example.com".into(), "new.example.com".into()]
+        ));
+        assert_eq!(cf.docs.len(), 1);
+        assert_eq!(sans(&cf), ["k8s.example.com", "new.example.com"]);
+        assert_eq!(cf.docs[0].value["networking"]["podSubnet"], "10.160.0.0/12");
+        assert_eq!(cf.docs[0].value["apiServer"]["extraArgs"][0]["name"], "a");
+    }
 }
