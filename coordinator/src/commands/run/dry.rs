@@ -98,7 +98,7 @@ pub fn print_plan(r: &Reporter, p: &Plan, notes: &[String]) {
         ));
     }
     for n in notes {
-        r.text(&format!("note: image {n} (sizes above leave it out)"));
+        r.text(&format!("note: {n} (the sizes above leave it out)"));
     }
 }
 
@@ -114,7 +114,7 @@ pub fn gen_cmd(cluster: &ClusterState, _r: &Reporter, mut a: RunArgs) -> Result<
         .iter()
         .find_map(|(_, i)| i.config.labels.get("version").cloned());
     for n in &notes {
-        eprintln!("note: image {n}");
+        eprintln!("note: {n}");
     }
     if version.is_none() && !a.images.is_empty() {
         eprintln!(
