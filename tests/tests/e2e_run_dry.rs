@@ -1,6 +1,7 @@
 //! `ferry apply --dry-run` / `ferry plan` on an unmodified sealos docs
 //! Clusterfile: accepted, per-host plan printed, nothing changed (no node
-//! is contacted, no state written but the cluster directory).
+//! is contacted, no state written but the cluster directory; images the
+//! local store lacks are named with "ferry pull it first", never pulled).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
@@ -88,11 +89,22 @@ fn apply_dry_run_accepts_unmodified_sealos_docs_clusterfile() {
         text.contains("join-master") && text.contains("join-worker"),
         "{text}"
     );
+    // Image references the local store lacks: named, with the next step;
+    // never pulled (the store is not even created).
+    for image in ["labring/kubernetes:v1.27.7", "labring/calico:v3.26.1"] {
+        assert!(
+            text.contains(&format!("image {image}: not in the local store")),
+            "{text}"
+        );
+    }
+    assert!(text.contains("ferry pull"), "{text}");
+    assert!(!home.path().join(".ferry/images").exists());
 
     // JSON plan: master0 inits, workers get the VIP before joining.
     let out = ferry(home.path(), &["--output", "json", "plan", "-f", f]);
     assert!(out.status.success());
     let plan = &json_lines(&out.stdout)[0];
+    assert_eq!(plan["notes"].as_array().unwrap().len(), 3, "{plan}");
     let hosts = plan["hosts"].as_array().unwrap();
     assert_eq!(hosts.len(), 5);
     assert!(hosts.iter().all(|h| h["change"] == "add"));

@@ -1,24 +1,80 @@
-//! `ferry run NAME:TAG` of the fixture cluster image from the local OCI
-//! store (sealos' `sealos run IMAGE`): the staged fixture tree is built into
-//! a private store (`FERRY_DATA_ROOT` under the test's HOME) with `ferry
-//! build`, then run by reference on 1 master + 1 worker: ClusterSuccess in
-//! the Clusterfile, every fixture check ok on both nodes, and a re-run
-//! (reusing the unpacked image) is a no-op per the journal. Prints
-//! `RUN-MEASURE` lines.
+//! `ferry run NAME:TAG` of the fixture cluster image from a plain-HTTP
+//! registry (sealos' `sealos run IMAGE`): the staged fixture tree is built
+//! into one private store with `ferry build`, pushed to a real
+//! `docker-registry` in the bastion namespace, and run by reference with a
+//! second, empty store on 1 master + 1 worker: before the pull, `plan` and
+//! `gen` say it is not in the local store (and pull nothing); `run` without
+//! `--insecure` fails naming it; with `--insecure` it pulls over HTTP and
+//! ends ClusterSuccess, every fixture check ok on both nodes; then `plan`
+//! sizes the image from the store and a re-run (reusing the unpacked image)
+//! is a no-op per the journal. Prints `RUN-MEASURE` lines.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
 mod common;
 
 use std::path::Path;
-use std::process::Output;
-use std::time::Instant;
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use common::{Bastion, fixture_log, json_lines, stage_fixture_image, stderr};
 use ferry_tests::testbed::{Testbed, TestbedConfig};
 use serde_json::Value;
 
 const IMAGE: &str = "localhost/ferry-fixture/kubernetes:v1.27.7";
+
+/// The registry's port inside the bastion namespace (its own loopback).
+const REG_PORT: u16 = 5055;
+
+/// A real `docker-registry` (plain HTTP) on 127.0.0.1:REG_PORT of the
+/// bastion namespace; killed on drop.
+struct Registry {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_registry(tb: &Testbed) -> Registry {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{REG_PORT}\n",
+            dir.path().join("storage").display()
+        ),
+    )
+    .unwrap();
+    let mut c = tb.bastion_command("/usr/bin/docker-registry");
+    c.arg("serve")
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let reg = Registry {
+        child: c.spawn().unwrap(),
+        _dir: dir,
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let st = tb
+            .bastion_command("bash")
+            .args(["-c", &format!("exec 3<>/dev/tcp/127.0.0.1/{REG_PORT}")])
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        if st.success() {
+            return reg;
+        }
+        assert!(Instant::now() < deadline, "registry did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
 
 /// ferry with the private store.
 fn ferry(b: &Bastion, store: &Path, args: &[&str]) -> Output {
@@ -57,30 +113,61 @@ fn run_store_image_by_reference_one_master_one_worker() {
     let ip: Vec<String> = tb.nodes().iter().map(|n| n.ip.to_string()).collect();
     let work = tempfile::tempdir().unwrap();
     let tree = stage_fixture_image(work.path());
+    let built = b.home().join("built");
     let store = b.home().join("store");
+    let _reg = start_registry(&tb);
+    let remote = format!("127.0.0.1:{REG_PORT}/ferry-fixture/kubernetes:v1.27.7");
 
     let t = Instant::now();
-    let out = ferry(&b, &store, &["build", "-t", IMAGE, tree.to_str().unwrap()]);
+    let out = ferry(&b, &built, &["build", "-t", IMAGE, tree.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     println!(
         "RUN-MEASURE store-image build_ms={}",
         t.elapsed().as_millis()
     );
-    let out = ferry(&b, &store, &["images"]);
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("ferry-fixture/kubernetes"),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    // The staged tree is gone: only the store can provide the image.
+    let out = ferry(&b, &built, &["tag", IMAGE, &remote]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = ferry(&b, &built, &["push", "--insecure", &remote]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The staged tree is gone: only the registry can provide the image.
     std::fs::remove_dir_all(&tree).unwrap();
 
+    // Dry runs before the pull: told to pull, nothing pulled or created.
     let pw = tb.password("root").unwrap();
-    let args = [
+    let cf = b.home().join("Clusterfile");
+    std::fs::write(
+        &cf,
+        format!(
+            "apiVersion: apps.sealos.io/v1beta1\nkind: Cluster\nmetadata: {{name: default}}\nspec:\n  hosts:\n  - ips: [{}]\n    roles: [master]\n  - ips: [{}]\n    roles: [node]\n  image: [\"{remote}\"]\n  ssh: {{user: root, passwd: {pw}}}\n",
+            ip[0], ip[1]
+        ),
+    )
+    .unwrap();
+    let cf = cf.to_str().unwrap();
+    let out = ferry(&b, &store, &["apply", "-f", cf, "--dry-run"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains("not in the local store") && text.contains("ferry pull"),
+        "{text}"
+    );
+    let out = ferry(&b, &store, &["--output", "json", "plan", "-f", cf]);
+    let plan = &json_lines(&out.stdout)[0];
+    assert_eq!(plan["notes"].as_array().unwrap().len(), 1, "{plan}");
+    let out = ferry(&b, &store, &["gen", &remote, "--masters", &ip[0]]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not in the local store"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!store.exists(), "a dry run created or filled the store");
+
+    let mut args = vec![
         "--output",
         "json",
         "run",
-        IMAGE,
+        &remote,
         "--masters",
         &ip[0],
         "--nodes",
@@ -88,15 +175,23 @@ fn run_store_image_by_reference_one_master_one_worker() {
         "-p",
         pw,
     ];
+    // Plain HTTP needs --insecure: refused before any host is touched.
+    let out = ferry(&b, &store, &args);
+    assert!(!out.status.success());
+    let err = format!("{}{}", stderr(&out), String::from_utf8_lossy(&out.stdout));
+    assert!(err.contains("--insecure"), "{err}");
+    assert!(!b.home().join(".ferry/default/Clusterfile").exists());
+
+    args.push("--insecure");
     let out = ferry(&b, &store, &args);
     assert!(out.status.success(), "{}", stderr(&out));
     let ev = json_lines(&out.stdout);
     println!("RUN-MEASURE store-image 1+1 {}", timings(&ev));
 
     let state = b.home().join(".ferry/default");
-    let cf = std::fs::read_to_string(state.join("Clusterfile")).unwrap();
-    assert!(cf.contains("phase: ClusterSuccess"), "{cf}");
-    assert!(cf.contains(IMAGE), "{cf}");
+    let text = std::fs::read_to_string(state.join("Clusterfile")).unwrap();
+    assert!(text.contains("phase: ClusterSuccess"), "{text}");
+    assert!(text.contains(&remote), "{text}");
     let cached: Vec<_> = std::fs::read_dir(b.home().join(".ferry/.image-cache"))
         .unwrap()
         .filter_map(Result::ok)
@@ -116,6 +211,20 @@ fn run_store_image_by_reference_one_master_one_worker() {
             "node {i}: {cmds:?}"
         );
     }
+
+    // Dry runs now read the image from the store: sized, no note.
+    let out = ferry(&b, &store, &["--output", "json", "plan", "-f", cf]);
+    let plan = &json_lines(&out.stdout)[0];
+    assert!(plan["notes"].as_array().unwrap().is_empty(), "{plan}");
+    for h in plan["hosts"].as_array().unwrap() {
+        assert_eq!(h["change"], "keep", "{plan}");
+        assert!(h["bytes"].as_u64().unwrap() > 1_000_000, "{plan}");
+    }
+    let out = ferry(&b, &store, &["gen", &remote, "--masters", &ip[0]]);
+    assert!(out.status.success());
+    assert!(!stderr(&out).contains("note"), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("kubernetesVersion: v1.27.7"), "{text}");
 
     // A re-run reuses the unpacked image: same inputs, nothing redone.
     let out = ferry(&b, &store, &args);
