@@ -120,7 +120,7 @@ fn run_single_on_the_node_itself() {
     let parsed = ferry_shared::clusterfile::Clusterfile::parse(&cf).unwrap();
     let hosts = &parsed.cluster.spec.hosts;
     assert_eq!(hosts.len(), 1, "{cf}");
-    assert_eq!(hosts[0].ips, [ip.clone()], "{cf}");
+    assert_eq!(hosts[0].ips, std::slice::from_ref(&ip), "{cf}");
     assert_eq!(hosts[0].roles, ["master"], "{cf}");
 
     // kubeadm init ran with the untainted config.
