@@ -246,7 +246,13 @@ async fn alt_names(cluster: &ClusterState, r: &Reporter, a: &CertArgs) -> Result
     };
     let mut sum = Summary::default();
     for (ip, dir) in &dirs {
-        let (cert, key) = match reissue(dir, &a.alt_names) {
+        // RSA keygen: off the async runtime.
+        let (d, extra) = (dir.clone(), a.alt_names.clone());
+        let issued = tokio::task::spawn_blocking(move || reissue(&d, &extra))
+            .await
+            .map_err(|e| format!("blocking task: {e}"))
+            .and_then(|r| r);
+        let (cert, key) = match issued {
             Ok(p) => p,
             Err(e) => {
                 sum.failed(ip, format_args!("re-issuing apiserver.crt: {e}"));
