@@ -308,10 +308,20 @@ fn run_fixture_three_masters_two_workers_add_delete_apply() {
     assert!(out.status.success());
     let plan = common::stdout(&out);
     assert!(plan.contains("remove") && plan.contains("add"), "{plan}");
-    let out = b.ferry(&["apply", "-f", file.to_str().unwrap()]);
+    let drains_before = fixture_log(&tb, 0).len();
+    let out = b.ferry(&["apply", "-f", file.to_str().unwrap(), "--drain"]);
     assert!(out.status.success(), "{}", stderr(&out));
     clean_node(&tb, 3);
     assert!(joined(&tb, 5));
+    // The removed worker was drained (kubectl fixture on master0) before
+    // its teardown, and its Node object is gone; the added one registered.
+    let drained: Vec<Value> = fixture_log(&tb, 0)
+        .into_iter()
+        .skip(drains_before)
+        .filter(|r| r["command"] == "kubectl drain" && r["ok"] == true)
+        .collect();
+    assert_eq!(drained.len(), 1, "{drained:?}");
+    assert_eq!(api_nodes(&b, &ip[0]), 4, "masters ip0 ip1, workers ip4 ip5");
 
     let out = b.ferry(&["reset", "-p", pw]);
     assert!(out.status.success(), "{}", common::stdout(&out));

@@ -76,6 +76,9 @@ pub struct ApplyArgs {
     /// `ferry pull --insecure`. plan/--dry-run never pull.
     #[arg(long)]
     pub insecure: bool,
+    /// Hosts the file no longer lists are removed (drained first with --drain).
+    #[command(flatten)]
+    pub drain: DrainArgs,
     #[command(flatten)]
     pub ssh: SshArgs,
     #[command(flatten)]
@@ -115,17 +118,32 @@ pub struct DeleteArgs {
     /// Do not ask (ferry never prompts; accepted for sealos compatibility).
     #[arg(long)]
     pub force: bool,
-    /// Drain each host first (`kubectl drain` on master0, without --force);
-    /// a host whose drain fails is left untouched and stays in the cluster.
+    #[command(flatten)]
+    pub drain: DrainArgs,
+    #[command(flatten)]
+    pub ssh: SshArgs,
+    #[command(flatten)]
+    pub agent: AgentOpts,
+}
+
+/// Draining hosts before they leave the cluster (`delete`, `apply`).
+#[derive(Debug, Args)]
+pub struct DrainArgs {
+    /// Drain each removed host first (`kubectl drain` on master0, without
+    /// --force); a host whose drain fails is left untouched and stays in
+    /// the cluster.
     #[arg(long)]
     pub drain: bool,
     /// How long one drain may take, in seconds (`kubectl drain --timeout`).
     #[arg(long, value_name = "SECS", default_value_t = 300, requires = "drain")]
     pub drain_timeout: u64,
-    #[command(flatten)]
-    pub ssh: SshArgs,
-    #[command(flatten)]
-    pub agent: AgentOpts,
+}
+
+impl DrainArgs {
+    pub fn timeout(&self) -> Option<std::time::Duration> {
+        self.drain
+            .then(|| std::time::Duration::from_secs(self.drain_timeout))
+    }
 }
 
 #[derive(Debug, Args)]

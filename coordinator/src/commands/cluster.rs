@@ -187,8 +187,18 @@ pub async fn remove_hosts(
             .filter(|h| h.has_role(ROLE_MASTER))
             .cloned()
             .collect();
-        let vip = std::net::Ipv4Addr::new(10, 103, 97, 2);
-        if let Some(spec) = lb_spec(&masters, vip) {
+        let vip_text = td.vip();
+        let vip = match vip_text.parse::<std::net::Ipv4Addr>() {
+            Ok(v) => Some(v),
+            Err(_) => {
+                problems.push(format!(
+                    "load balancer re-sync: the cluster VIP `{vip_text}` is not an IPv4 address; \
+                     fix defaultVIP in the Clusterfile's env, then `ferry lb sync`"
+                ));
+                None
+            }
+        };
+        if let Some(spec) = vip.and_then(|vip| lb_spec(&masters, vip)) {
             for w in left.iter().filter(|h| h.has_role(ROLE_NODE)) {
                 let n = node_ref(cluster, w)?;
                 let res = async {
@@ -261,7 +271,7 @@ pub async fn delete(cluster: &ClusterState, r: &Reporter, a: DeleteArgs) -> Resu
         cluster.name(),
         &cf,
     );
-    td.drain = a.drain.then(|| Duration::from_secs(a.drain_timeout));
+    td.drain = a.drain.timeout();
     let problems = remove_hosts(cluster, &td, &cf, &remove).await?;
     Ok(report(r, "delete", &problems, started))
 }

@@ -319,13 +319,29 @@ pub async fn apply(
             )));
         }
         let rec = Recorder::open(cluster.dir(), r.clone())?;
-        let td = Teardown::new(
+        let mut td = Teardown::new(
             rec,
             ClientTls::from_pki(&cluster.agent_pki()?),
             cluster.name(),
             &old,
         );
-        super::cluster::remove_hosts(cluster, &td, &old, &removed).await?;
+        td.drain = a.drain.timeout();
+        let problems = super::cluster::remove_hosts(cluster, &td, &old, &removed).await?;
+        if !problems.is_empty() {
+            // Never go on to write a Clusterfile that forgets a host still
+            // in the cluster (a failed drain keeps it), nor hide leftovers.
+            r.finish();
+            r.text(&format!(
+                "apply: removing {} hosts left {} problems; nothing was added:",
+                removed.len(),
+                problems.len()
+            ));
+            for p in &problems {
+                r.text(&format!("  {p}"));
+            }
+            r.text("fix them (or drop --drain), then re-run the same apply");
+            return Ok(Exit::HostsFailed);
+        }
     }
     let o = ExecOpts {
         env: a.env.clone(),

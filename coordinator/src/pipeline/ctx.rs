@@ -18,7 +18,7 @@ use crate::install::InstallCtx;
 use crate::ssh::SshTarget;
 use crate::state::ClusterState;
 
-pub const DEFAULT_VIP: &str = "10.103.97.2";
+pub const DEFAULT_VIP: &str = ferry_shared::image::labels::DEFAULT_VIP_TEXT;
 
 /// What a command hands the pipeline.
 pub struct Inputs {

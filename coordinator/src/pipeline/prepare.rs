@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::PipelineError;
 pub(super) use super::check::{Checked, check};
-use super::ctx::{Ctx, DEFAULT_VIP, Inputs};
+use super::ctx::{Ctx, Inputs};
 use super::images::{self, Mounts};
 use super::journal::Recorder;
 use crate::state::ClusterState;
@@ -62,12 +62,7 @@ pub(super) async fn prepare(
             "the rootfs image has no `version` label (Kubernetes version)",
         )
     })?;
-    let vip_text = meta
-        .vip
-        .clone()
-        .filter(|v| !v.is_empty() && !v.starts_with('$'))
-        .or_else(|| cluster_env.get("defaultVIP").cloned())
-        .unwrap_or_else(|| DEFAULT_VIP.to_string());
+    let vip_text = meta.effective_vip(&cluster_env);
     let vip = vip_text.parse().map_err(|_| {
         PipelineError::cluster(
             step,

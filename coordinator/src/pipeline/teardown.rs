@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use ferry_shared::EventKind;
 use ferry_shared::clusterfile::{Clusterfile, ROLE_NODE, ResolvedHost};
-use ferry_shared::image::{EnvLayers, Hook};
+use ferry_shared::image::{EnvLayers, Hook, ImageMeta};
 use ferry_shared::pipeline::{Outcome, Step};
 
 use super::bootstrap::REGISTRY_HOST;
@@ -38,6 +38,13 @@ pub struct Teardown {
 }
 
 impl Teardown {
+    /// The VIP the cluster's run used (image `vip` label, `defaultVIP`
+    /// env, sealos' default), so re-syncing workers keeps it.
+    pub fn vip(&self) -> String {
+        let (env, _) = self.env.cluster_env();
+        ImageMeta::from_labels(&self.labels, &env).effective_vip(&env)
+    }
+
     pub fn new(rec: Recorder, tls: ClientTls, cluster: &str, cf: &Clusterfile) -> Self {
         let mut labels = BTreeMap::new();
         let mut image_env = BTreeMap::new();

@@ -153,7 +153,24 @@ impl ImageMeta {
                 .filter(|v| !v.is_empty()),
         }
     }
+
+    /// The apiserver VIP the cluster uses, as text: the `vip` label when it
+    /// resolved to a value, else `defaultVIP` from the env, else sealos'
+    /// default. Every command that programs the load balancer takes it from
+    /// here, so `run` and a later `delete` agree.
+    pub fn effective_vip(&self, env: &BTreeMap<String, String>) -> String {
+        self.vip
+            .clone()
+            .filter(|v| !v.starts_with('$'))
+            .or_else(|| env.get(DEFAULT_VIP_ENV).cloned())
+            .unwrap_or_else(|| DEFAULT_VIP_TEXT.to_string())
+    }
 }
+
+/// The env key sealos reads the VIP from.
+pub const DEFAULT_VIP_ENV: &str = "defaultVIP";
+/// sealos' default apiserver VIP.
+pub const DEFAULT_VIP_TEXT: &str = "10.103.97.2";
 
 #[cfg(test)]
 mod tests {
@@ -215,6 +232,23 @@ mod tests {
             Some("ghcr.io/labring/lvscare:v4.3.7")
         );
         assert_eq!(m.vip.as_deref(), Some("10.103.97.2"));
+    }
+
+    #[test]
+    fn effective_vip_label_then_env_then_default() {
+        let with_label = map(&[("vip", "$defaultVIP")]);
+        let literal = map(&[("vip", "10.1.2.3")]);
+        let none = map(&[]);
+        let env = map(&[("defaultVIP", "10.9.9.9")]);
+        let empty = map(&[]);
+        let vip = |l: &BTreeMap<String, String>, e: &BTreeMap<String, String>| {
+            ImageMeta::from_labels(l, e).effective_vip(e)
+        };
+        assert_eq!(vip(&with_label, &env), "10.9.9.9");
+        assert_eq!(vip(&with_label, &empty), DEFAULT_VIP_TEXT);
+        assert_eq!(vip(&literal, &env), "10.1.2.3");
+        assert_eq!(vip(&none, &env), "10.9.9.9");
+        assert_eq!(vip(&none, &empty), "10.103.97.2");
     }
 
     #[test]
