@@ -225,6 +225,24 @@ fn run_store_image_by_reference_one_master_one_worker() {
     assert!(!stderr(&out).contains("note"), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(text.contains("kubernetesVersion: v1.27.7"), "{text}");
+    // gen's kubeadm config takes the VIP the run would use (-e defaultVIP).
+    assert!(text.contains("10.103.97.2/32"), "{text}");
+    let out = ferry(
+        &b,
+        &store,
+        &[
+            "gen",
+            &remote,
+            "--masters",
+            &ip[0],
+            "-e",
+            "defaultVIP=10.103.97.9",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("10.103.97.9/32"), "{text}");
+    assert!(!text.contains("10.103.97.2/32"), "{text}");
 
     // A re-run reuses the unpacked image: same inputs, nothing redone.
     let out = ferry(&b, &store, &args);

@@ -132,7 +132,9 @@ pub fn gen_cmd(cluster: &ClusterState, _r: &Reporter, mut a: RunArgs) -> Result<
                 .filter(|h| h.has_role("master"))
                 .map(|h| h.addr.ip)
                 .collect(),
-            vip: crate::pipeline::DEFAULT_VIP.parse().map_err(usage)?,
+            vip: effective_vip(&found, &cf.cluster.spec.env, &a.env)
+                .parse()
+                .map_err(|_| usage("the VIP is not an IP address (-e defaultVIP=...)"))?,
             token: ferry_shared::kubeadm::BootstrapToken::parse("abcdef.0123456789abcdef")
                 .map_err(usage)?,
             certificate_key: String::new(),
@@ -145,4 +147,21 @@ pub fn gen_cmd(cluster: &ClusterState, _r: &Reporter, mut a: RunArgs) -> Result<
         print!("---\n{}", docs.init_yaml().map_err(usage)?);
     }
     Ok(Exit::Ok)
+}
+
+/// The VIP a run of these images would use (same rule as the pipeline).
+fn effective_vip(found: &[(String, ImageInfo)], spec: &[String], cli: &[String]) -> String {
+    let mut labels = std::collections::BTreeMap::new();
+    let mut image = std::collections::BTreeMap::new();
+    for (_, i) in found {
+        labels.extend(i.config.labels.clone());
+        image.extend(ferry_shared::image::parse_env_list(&i.config.env).0);
+    }
+    let layers = ferry_shared::image::EnvLayers {
+        image,
+        spec: spec.to_vec(),
+        cli: cli.to_vec(),
+    };
+    let (env, _) = layers.cluster_env();
+    ferry_shared::image::ImageMeta::from_labels(&labels, &env).effective_vip(&env)
 }
