@@ -174,15 +174,29 @@ async fn plan_push_commit_then_no_op_then_repair() {
         Path::new("d/big")
     );
 
+    // The landed tree holds every chunk now: the cache gave up its copies.
+    let cached = walk_files(&cache.path().join("chunks"));
+    assert!(cached.is_empty(), "chunks left in the cache: {cached:?}");
+
     // No-op: nothing missing, everything unchanged.
     let r = plan(&mut c, "t2", &dest, entries()).await.unwrap();
     assert!(r.missing.is_empty() && r.files_unchanged == 2 && r.to_delete == 0);
+    c.commit(pb::CommitRequest {
+        transfer_id: "t2".into(),
+    })
+    .await
+    .unwrap();
 
-    // Corrupt a file on the node: detected, repaired from the cache.
+    // Corrupt a file on the node: detected; its chunk is sent again.
     std::fs::write(dest.join("small"), b"HELLO").unwrap();
     let r = plan(&mut c, "t3", &dest, entries()).await.unwrap();
     assert_eq!(r.files_unchanged, 1);
-    assert!(r.missing.is_empty(), "repaired from the cache");
+    assert_eq!(
+        r.missing,
+        vec![ChunkHash::of(&small).0.to_vec()],
+        "only the damaged file's chunk"
+    );
+    push(&mut c, "t3", &r.missing, &[&small]).await;
     c.commit(pb::CommitRequest {
         transfer_id: "t3".into(),
     })
@@ -318,4 +332,21 @@ async fn an_interrupted_push_resumes_without_resending_what_landed() {
     .unwrap();
     assert_eq!(std::fs::read(dest.join("big")).unwrap(), big);
     agent.shutdown().await.unwrap();
+}
+
+/// Regular files under `dir` (none if it does not exist).
+fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk_files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }

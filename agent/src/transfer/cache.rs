@@ -1,6 +1,9 @@
 //! The node's chunk cache: raw chunk bytes keyed by sha256 under
 //! `<dir>/chunks/<h[..2]>/<h>`, written through a temp file + rename.
-//! Bounded: [`ChunkCache::trim`] evicts the oldest entries beyond the limit.
+//! Bounded: [`ChunkCache::trim`] evicts the oldest entries beyond the limit,
+//! and after a commit the service evicts the chunks that landed
+//! ([`ChunkCache::evict`]): the cache stages transfers, it does not mirror
+//! the trees.
 //!
 //! Invariant (verify once): every chunk is hashed exactly once on its way
 //! in — on arrival (`store_chunk`) or when read from the local tree
@@ -160,6 +163,20 @@ impl ChunkCache {
         Ok(())
     }
 
+    /// Removes the entries of `hashes` (absent ones are fine); returns how
+    /// many files were removed. Used after a commit: the landed tree holds
+    /// those chunks now, and the next plan reads them from there.
+    pub fn evict<'a>(&self, hashes: impl IntoIterator<Item = &'a ChunkHash>) -> u64 {
+        let mut removed = 0;
+        for h in hashes {
+            self.trusted().remove(h);
+            if std::fs::remove_file(self.path(h)).is_ok() {
+                removed += 1;
+            }
+        }
+        removed
+    }
+
     /// Whether a read of `h` would skip hashing (tests).
     #[cfg(test)]
     fn is_trusted(&self, h: &ChunkHash) -> bool {
@@ -207,6 +224,20 @@ impl ChunkCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn evict_removes_only_the_named_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = ChunkCache::new(dir.path().to_path_buf(), 1 << 20);
+        let (a, b) = (ChunkHash::of(b"a"), ChunkHash::of(b"b"));
+        c.put(&a, b"a").unwrap();
+        c.put(&b, b"b").unwrap();
+        let gone = ChunkHash::of(b"never stored");
+        assert_eq!(c.evict([&a, &gone]), 1);
+        assert!(!c.has(&a, 1));
+        assert!(c.has(&b, 1));
+        assert_eq!(c.get(&b).unwrap(), b"b");
+    }
 
     #[test]
     fn put_get_verify_and_trim() {

@@ -133,4 +133,11 @@ impl Sessions {
     pub fn remove(&self, id: &str) {
         self.lock().remove(id);
     }
+
+    /// Whether no unexpired session is open.
+    pub fn is_idle(&self) -> bool {
+        let mut map = self.lock();
+        map.retain(|_, v| v.created.elapsed() < SESSION_TTL);
+        map.is_empty()
+    }
 }

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use ferry_proto::transfer_pb as pb;
-use ferry_shared::transfer::{ChunkHash, MAX_CHUNK_SIZE, Manifest, Needs};
+use ferry_shared::transfer::{ChunkHash, EntryKind, MAX_CHUNK_SIZE, Manifest, Needs};
 use ferry_shared::{EventKind, Phase};
 use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
@@ -17,7 +17,7 @@ use super::apply::apply;
 use super::plan::{plan, still_missing};
 use super::relay::{self, AckTx, Downstream};
 use super::stat_index::StatIndex;
-use super::{ChunkCache, Sessions, TransferConfig, TransferError, convert};
+use super::{ChunkCache, Session, Sessions, TransferConfig, TransferError, convert};
 use crate::events::EventBus;
 use crate::tls::TlsMaterial;
 
@@ -34,6 +34,10 @@ pub struct TransferService {
     sessions: Sessions,
     events: EventBus,
     commit_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Plans hold it shared while they decide what the cache has and open
+    /// their session; post-commit eviction holds it exclusively, so it never
+    /// removes a chunk a concurrent plan just counted as present.
+    cache_gate: Arc<tokio::sync::RwLock<()>>,
     relay_tls: Option<TlsMaterial>,
 }
 
@@ -44,7 +48,34 @@ impl TransferService {
             sessions: Sessions::default(),
             events,
             commit_lock: Arc::new(tokio::sync::Mutex::new(())),
+            cache_gate: Arc::new(tokio::sync::RwLock::new(())),
             relay_tls: None,
+        }
+    }
+
+    /// After a commit the landed tree holds every chunk of `session`: their
+    /// cache copies only double the node's disk use (and, on tmpfs-backed
+    /// test nodes, memory), and the next plan reads them from the tree. Done
+    /// only when no other transfer is open, under the exclusive cache gate.
+    async fn evict_landed(&self, session: &Session) {
+        let _gate = self.cache_gate.write().await;
+        if !self.sessions.is_idle() {
+            return;
+        }
+        let cache = self.cache.clone();
+        let hashes: Vec<ChunkHash> = session
+            .manifest
+            .entries()
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EntryKind::File { chunks, .. } => Some(chunks.iter().copied()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let res = blocking(move || Ok(cache.evict(hashes.iter()))).await;
+        if let Err(e) = res {
+            tracing::warn!(error = %e, "evicting landed chunks from the cache failed");
         }
     }
 
@@ -265,6 +296,7 @@ impl pb::transfer_server::Transfer for TransferService {
                 )));
             }
         }
+        let gate = self.cache_gate.clone().read_owned().await;
         let planned =
             blocking(move || plan(op, dest, manifest, header.prune, &exclude, &cache)).await;
         let (session, out) = planned.map_err(|e| {
@@ -275,6 +307,7 @@ impl pb::transfer_server::Transfer for TransferService {
             convert::error(&e)
         })?;
         self.sessions.insert(header.transfer_id, session);
+        drop(gate);
         Ok(Response::new(pb::PlanReply {
             missing: out.missing.iter().map(|h| h.0.to_vec()).collect(),
             missing_bytes: out.missing_bytes,
@@ -335,6 +368,7 @@ impl pb::transfer_server::Transfer for TransferService {
         match res {
             Ok(a) => {
                 self.sessions.remove(&id);
+                self.evict_landed(&session).await;
                 self.events.publish(
                     ev(EventKind::Finished)
                         .counter("files_written", a.files_written)
