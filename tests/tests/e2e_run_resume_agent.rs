@@ -121,11 +121,27 @@ fn held_group(tb: &Testbed, i: usize) -> Option<String> {
         .map(|(_, g, _)| g)
 }
 
+/// The held hook's process group on node `i`, waiting for it: the hook
+/// prints HELD just before it execs the blocking `cat`.
+fn wait_held_group(tb: &Testbed, i: usize) -> String {
+    let mut group = None;
+    poll_until(Instant::now() + Duration::from_secs(10), || {
+        group = held_group(tb, i);
+        group.is_some()
+    });
+    group.unwrap_or_else(|| {
+        panic!(
+            "no held hook on node {i} within 10 s: {:?}",
+            processes(tb, i)
+        )
+    })
+}
+
 /// SIGKILLs (in one `kill`) what `death` names inside node `i`; returns
 /// what was killed, for the log.
 fn kill(tb: &Testbed, i: usize, death: Death) -> String {
     if death == Death::Partition {
-        assert!(held_group(tb, i).is_some(), "no held hook on node {i}");
+        wait_held_group(tb, i);
         tb.set_link(i, false).unwrap();
         return "Partition: cable unplugged".into();
     }
@@ -145,7 +161,7 @@ fn kill(tb: &Testbed, i: usize, death: Death) -> String {
         want,
         "agent processes on node {i}: {procs:?}"
     );
-    let group = held_group(tb, i).unwrap_or_else(|| panic!("no held hook on node {i}: {procs:?}"));
+    let group = wait_held_group(tb, i);
     if death == Death::AgentAndHook {
         targets.push(format!("-{group}"));
     }

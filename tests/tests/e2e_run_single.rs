@@ -12,7 +12,8 @@
 
 mod common;
 
-use std::process::Output;
+use std::path::Path;
+use std::process::{Output, Stdio};
 
 use common::{agent_bin, ferry_bin, json_lines, stage_fixture_image, stderr, stdout};
 use ferry_tests::testbed::{Testbed, TestbedConfig};
@@ -22,12 +23,57 @@ use serde_json::Value;
 /// ~/.ferry or known_hosts leaks in through the overlay root).
 const HOME: &str = "/tmp/single-home";
 
+/// Where the binaries and the image are copied inside node 0: the host's
+/// checkout may live under /tmp, which the node does not share.
+const STAGE: &str = "/opt/ferry-single";
+
+/// Runs `argv` in node 0 with `stdin` fed from `input`; asserts success.
+fn node_with_stdin(tb: &Testbed, argv: &[&str], input: &Path) {
+    let mut c = tb.node_command(0, argv[0]).unwrap();
+    c.args(&argv[1..])
+        .stdin(std::fs::File::open(input).unwrap())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "{argv:?}: {}", stderr(&out));
+}
+
+/// Copies ferry, the agent and the staged image into node 0.
+fn stage_in_node(tb: &Testbed, image: &Path, work: &Path) -> String {
+    tb.exec_ok(0, &["mkdir", "-p", HOME, &format!("{STAGE}/image")])
+        .unwrap();
+    for (src, name) in [(ferry_bin(), "ferry"), (agent_bin(), "ferry-agent")] {
+        let dst = format!("{STAGE}/{name}");
+        node_with_stdin(
+            tb,
+            &["sh", "-c", &format!("cat > {dst} && chmod 0755 {dst}")],
+            Path::new(&src),
+        );
+    }
+    let tar = work.join("image.tar");
+    let st = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(image)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    node_with_stdin(
+        tb,
+        &["tar", "-C", &format!("{STAGE}/image"), "-xf", "-"],
+        &tar,
+    );
+    format!("{STAGE}/image")
+}
+
 /// ferry inside node 0.
 fn ferry_in_node(tb: &Testbed, args: &[&str]) -> Output {
-    let mut c = tb.node_command(0, ferry_bin()).unwrap();
+    let mut c = tb.node_command(0, format!("{STAGE}/ferry")).unwrap();
     c.env("HOME", HOME)
         .env("FERRY_HOME", format!("{HOME}/.ferry"))
-        .env("FERRY_AGENT_BIN", agent_bin())
+        .env("FERRY_AGENT_BIN", format!("{STAGE}/ferry-agent"))
         .args(args);
     let out = c.output().unwrap();
     eprintln!(
@@ -57,11 +103,10 @@ fn run_single_on_the_node_itself() {
     let tb = Testbed::up(TestbedConfig::nodes(1)).expect("testbed up");
     let ip = tb.nodes()[0].ip.to_string();
     let pw = tb.password("root").unwrap();
-    // Staged outside /tmp: the node sees the host's files, not its /tmp.
-    let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let work = tempfile::tempdir().unwrap();
     let image = stage_fixture_image(work.path());
-    let image = image.to_str().unwrap();
-    tb.exec_ok(0, &["mkdir", "-p", HOME]).unwrap();
+    let image = stage_in_node(&tb, &image, work.path());
+    let image = image.as_str();
 
     // --single with hosts is a usage error.
     let out = ferry_in_node(&tb, &["run", "--single", image, "--masters", &ip]);
