@@ -23,8 +23,10 @@ use tonic::transport::Endpoint;
 
 use crate::tls::TlsMaterial;
 
-/// Chunks queued per child link.
+/// Chunks queued per child link. At least 2: a fresh link's channel takes
+/// the transfer id and the relay plan without waiting (`attach`).
 const LINK_BUFFER: usize = 4;
+const _: () = assert!(LINK_BUFFER >= 2);
 /// How long a child may refuse chunks or leave them unacknowledged.
 const LINK_IDLE: Duration = Duration::from_secs(60);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
