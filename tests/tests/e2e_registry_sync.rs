@@ -14,6 +14,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::agents::cached_chunks;
 use common::{Bastion, find, stderr};
 use ferry_tests::testbed::{Testbed, TestbedConfig};
 use serde_json::Value;
@@ -97,23 +98,6 @@ fn blobs_verified(tb: &Testbed, i: usize) -> usize {
         .trim()
         .parse()
         .unwrap()
-}
-
-fn cached_chunks(tb: &Testbed, i: usize) -> u64 {
-    let out = tb
-        .exec(
-            i,
-            &[
-                "bash",
-                "-c",
-                "find /var/lib/ferry/cache/chunks -type f 2>/dev/null | wc -l",
-            ],
-        )
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(0)
 }
 
 #[test]

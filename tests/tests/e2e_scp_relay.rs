@@ -10,6 +10,7 @@ mod common;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::agents::{cached_chunks, serving_agent_pid};
 use common::{Bastion, find, json_lines, stderr};
 use ferry_tests::testbed::{Testbed, TestbedConfig};
 use serde_json::Value;
@@ -51,32 +52,6 @@ fn summary(ev: &[Value]) -> &Value {
 
 fn sha(tb: &Testbed, i: usize, path: &str) -> String {
     tb.exec_ok(i, &["sha256sum", path]).unwrap()
-}
-
-fn cached_chunks(tb: &Testbed, i: usize) -> u64 {
-    let out = tb
-        .exec(
-            i,
-            &[
-                "bash",
-                "-c",
-                "find /var/lib/ferry/cache/chunks -type f 2>/dev/null | wc -l",
-            ],
-        )
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(0)
-}
-
-fn serving_agent_pid(tb: &Testbed, i: usize) -> String {
-    let ps = tb.exec_ok(i, &["ps", "-eo", "pid=,args="]).unwrap();
-    ps.lines()
-        .find(|l| l.contains("ferry-agent serve"))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no serving agent in:\n{ps}"))
-        .to_string()
 }
 
 fn setup(nodes: usize) -> (Testbed, Bastion, Vec<String>) {
