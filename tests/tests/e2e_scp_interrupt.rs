@@ -9,6 +9,7 @@ mod common;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::agents::{cached_chunks, serving_agent_pid, wait_agent_answers};
 use common::{Bastion, find, json_lines, stderr};
 use ferry_tests::testbed::{Testbed, TestbedConfig};
 
@@ -25,33 +26,6 @@ fn noise(n: usize, seed: u64) -> Vec<u8> {
             (x >> 24) as u8
         })
         .collect()
-}
-
-fn cached_chunks(tb: &Testbed, i: usize) -> usize {
-    let out = tb
-        .exec(
-            i,
-            &[
-                "bash",
-                "-c",
-                "find /var/lib/ferry/cache/chunks -type f 2>/dev/null | wc -l",
-            ],
-        )
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(0)
-}
-
-/// The pid of the serving agent (not its supervisor) inside node `i`.
-fn serving_agent_pid(tb: &Testbed, i: usize) -> String {
-    let ps = tb.exec_ok(i, &["ps", "-eo", "pid=,args="]).unwrap();
-    ps.lines()
-        .find(|l| l.contains("ferry-agent serve"))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no serving agent in:\n{ps}"))
-        .to_string()
 }
 
 #[test]
@@ -100,19 +74,11 @@ fn a_node_killed_mid_transfer_fails_alone_and_a_rerun_resumes_it() {
             "{i} finished"
         );
     }
-    let landed = cached_chunks(&tb, 1);
+    let landed = usize::try_from(cached_chunks(&tb, 1)).unwrap();
     assert!((4..24).contains(&landed), "{landed} chunks landed");
 
     // The supervisor restarts the agent; the re-run sends only the rest.
-    let end = Instant::now() + Duration::from_secs(30);
-    loop {
-        let out = b.ferry(&["agent", "status", "--ips", &ip[1]]);
-        if out.status.success() {
-            break;
-        }
-        assert!(Instant::now() < end, "agent on node 1 did not come back");
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    wait_agent_answers(&b, &ip[1], Duration::from_secs(30));
     let (out, ev) = b.ferry_json(&["scp", &src_s, DST]);
     assert!(out.status.success(), "{}", stderr(&out));
     let c = &find(&ev, &ip[1], "transfer", "finished")[0]["counters"];
