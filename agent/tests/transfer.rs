@@ -49,21 +49,7 @@ fn link(path: &str, target: &str) -> pb::Entry {
 }
 
 async fn client(a: &common::TestAgent) -> TransferClient<Channel> {
-    let tls = tonic::transport::ClientTlsConfig::new()
-        .ca_certificate(tonic::transport::Certificate::from_pem(a.pki.ca.cert_pem()))
-        .identity(tonic::transport::Identity::from_pem(
-            &a.pki.client.cert_pem,
-            a.pki.client.key_pem.expose(),
-        ))
-        .domain_name("127.0.0.1");
-    let ch = tonic::transport::Endpoint::from_shared(format!("https://{}", a.addr))
-        .unwrap()
-        .tls_config(tls)
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    TransferClient::new(ch)
+    common::transfer_client(a).await
 }
 
 async fn plan(
@@ -94,26 +80,46 @@ async fn plan(
         .map(|r| r.into_inner())
 }
 
-/// Pushes the missing chunks found in `sources` (zstd-compressed).
+/// Pushes the missing chunks found in `sources` (zstd-compressed): every
+/// other chunk whole, the others in parts of 7 bytes (cut-through relay).
 async fn push(c: &mut TransferClient<Channel>, id: &str, missing: &[Vec<u8>], sources: &[&[u8]]) {
     let mut frames = vec![pb::PushFrame {
         frame: Some(pb::push_frame::Frame::TransferId(id.into())),
     }];
-    for h in missing {
+    for (i, h) in missing.iter().enumerate() {
         let chunk = sources
             .iter()
             .flat_map(|s| s.chunks(CS))
             .find(|c| ChunkHash::of(c).0.as_slice() == h.as_slice())
             .unwrap();
-        frames.push(pb::PushFrame {
-            frame: Some(pb::push_frame::Frame::Chunk(pb::Chunk {
-                hash: h.clone(),
-                raw_len: chunk.len() as u32,
-                encoding: pb::ChunkEncoding::Zstd as i32,
-                data: zstd::bulk::compress(chunk, 3).unwrap(),
-                needed_by: Vec::new(),
-            })),
-        });
+        let whole = pb::Chunk {
+            hash: h.clone(),
+            raw_len: chunk.len() as u32,
+            encoding: pb::ChunkEncoding::Zstd as i32,
+            data: zstd::bulk::compress(chunk, 3).unwrap(),
+            ..Default::default()
+        };
+        let parts = if i % 2 == 0 {
+            vec![whole]
+        } else {
+            let wire_len = whole.data.len() as u32;
+            whole
+                .data
+                .chunks(7)
+                .enumerate()
+                .map(|(k, d)| pb::Chunk {
+                    data: d.to_vec(),
+                    wire_len,
+                    offset: (k * 7) as u32,
+                    ..whole.clone()
+                })
+                .collect()
+        };
+        for p in parts {
+            frames.push(pb::PushFrame {
+                frame: Some(pb::push_frame::Frame::Chunk(p)),
+            });
+        }
     }
     let mut acks = c
         .push(futures::stream::iter(frames))
@@ -286,7 +292,7 @@ async fn bad_input_is_refused() {
             raw_len: 1,
             encoding: pb::ChunkEncoding::Raw as i32,
             data: b"b".to_vec(),
-            needed_by: Vec::new(),
+            ..Default::default()
         })),
     }];
     let mut acks = c

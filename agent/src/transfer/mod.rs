@@ -6,6 +6,7 @@
 pub mod apply;
 pub mod cache;
 pub mod convert;
+pub mod parts;
 pub mod plan;
 pub mod relay;
 pub mod scan;

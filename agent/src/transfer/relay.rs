@@ -21,9 +21,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 use tonic::transport::Endpoint;
 
+use super::parts::Kind;
 use crate::tls::TlsMaterial;
 
-/// Chunks queued per child link. At least 2: a fresh link's channel takes
+/// Frames (chunk parts, see `parts.rs`) queued per child link. At least 2: a fresh link's channel takes
 /// the transfer id and the relay plan without waiting (`attach`).
 const LINK_BUFFER: usize = 4;
 const _: () = assert!(LINK_BUFFER >= 2);
@@ -96,6 +97,21 @@ fn hop(h: pb::RelayHop, depth: usize, count: &mut usize, want: u32) -> Result<Ho
     })
 }
 
+impl Hop {
+    fn subtree(&self) -> std::ops::Range<u32> {
+        self.position..self.subtree_end
+    }
+}
+
+/// Whether a link may carry `chunk`: a link attached mid-chunk (`joining`)
+/// waits for the next chunk's first frame.
+fn admit(joining: &mut bool, chunk: &pb::Chunk) -> bool {
+    if *joining && Kind::starts(chunk) {
+        *joining = false;
+    }
+    !*joining
+}
+
 fn to_pb(h: &Hop) -> pb::RelayHop {
     pb::RelayHop {
         endpoint: h.endpoint.clone(),
@@ -108,6 +124,9 @@ fn to_pb(h: &Hop) -> pb::RelayHop {
 struct Link {
     hop: Hop,
     tx: mpsc::Sender<pb::PushFrame>,
+    /// Attached in the middle of a chunk's parts: holds back frames until
+    /// the next chunk starts, so the child never sees a headless chunk.
+    joining: bool,
     /// Chunks sent to and acknowledged by the child itself.
     sent: Arc<AtomicU64>,
     task: JoinHandle<Result<(), String>>,
@@ -158,29 +177,32 @@ impl Downstream {
         self.links.push(Link {
             hop,
             tx,
+            joining: true,
             sent,
             task,
         });
     }
 
-    /// Forwards `chunk` to every child whose subtree needs it, splicing
-    /// out children that failed.
-    pub async fn forward(&mut self, chunk: &pb::Chunk, needs: &Needs) {
+    /// Forwards `chunk` (a whole chunk or one part of it, `kind`) to every
+    /// child whose subtree needs it, splicing out children that failed.
+    pub async fn forward(&mut self, chunk: &pb::Chunk, needs: &Needs, kind: Kind) {
         let mut i = 0;
         while i < self.links.len() {
-            let l = &self.links[i];
+            let l = &mut self.links[i];
             if l.task.is_finished() {
                 self.splice(i, "its stream ended early".into()).await;
                 continue;
             }
-            let wanted = needs.any_in(l.hop.position..l.hop.subtree_end);
+            let wanted = admit(&mut l.joining, chunk) && needs.any_in(l.hop.subtree());
             if wanted {
                 let frame = pb::PushFrame {
                     frame: Some(pb::push_frame::Frame::Chunk(chunk.clone())),
                 };
                 match tokio::time::timeout(LINK_IDLE, l.tx.send(frame)).await {
                     Ok(Ok(())) => {
-                        l.sent.fetch_add(1, Ordering::Relaxed);
+                        if kind.completes() {
+                            l.sent.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                     Ok(Err(_)) => {
                         self.splice(i, "its stream closed".into()).await;
@@ -319,4 +341,29 @@ fn chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(offset: u32, wire_len: u32) -> pb::Chunk {
+        pb::Chunk {
+            data: vec![0; 4],
+            wire_len,
+            offset,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_link_attached_mid_chunk_waits_for_the_next_chunk() {
+        let mut joining = true;
+        assert!(!admit(&mut joining, &part(4, 12)));
+        assert!(!admit(&mut joining, &part(8, 12)));
+        assert!(admit(&mut joining, &part(0, 8)), "next chunk's head");
+        assert!(admit(&mut joining, &part(4, 8)), "and its other parts");
+        let mut joining = true;
+        assert!(admit(&mut joining, &part(0, 0)), "a whole chunk starts one");
+    }
 }

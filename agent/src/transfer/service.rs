@@ -14,6 +14,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::apply::apply;
+use super::parts::{Assembler, Kind};
 use super::plan::{plan, still_missing};
 use super::relay::{self, AckTx, Downstream};
 use super::stat_index::StatIndex;
@@ -143,9 +144,10 @@ fn verify_and_put(
     cache.put(h, raw)
 }
 
-/// One Push stream: its session id, an optional relay plan, then chunks.
-/// Each chunk is forwarded to the children that need it, then stored if
-/// this node needs it, then acknowledged (tagged with the session id).
+/// One Push stream: its session id, an optional relay plan, then chunks,
+/// whole or in parts (`parts.rs`). Each frame is forwarded at once to the
+/// children that need its chunk; a complete chunk is then stored if this
+/// node needs it, and acknowledged (tagged with the session id).
 async fn receive(
     mut inbound: Streaming<pb::PushFrame>,
     cache: ChunkCache,
@@ -156,6 +158,7 @@ async fn receive(
     let mut me = String::new();
     let mut position = None;
     let mut down: Option<Downstream> = None;
+    let mut parts = Assembler::default();
     while let Some(frame) = inbound.next().await {
         let chunk = match frame.map(|f| f.frame) {
             Ok(Some(Frame::Chunk(c))) => c,
@@ -189,13 +192,24 @@ async fn receive(
                 break;
             }
         };
+        let kind = match parts.check(&chunk) {
+            Ok(Kind::Orphan) => continue,
+            Ok(k) => k,
+            Err(e) => {
+                let _ = tx.send(Err(convert::error(&e))).await;
+                break;
+            }
+        };
         let needs = Needs(chunk.needed_by.clone());
         if let Some(d) = down.as_mut() {
-            d.forward(&chunk, &needs).await;
+            d.forward(&chunk, &needs, kind).await;
         }
         let mine = match position {
             Some(p) => needs.get(p),
             None => true,
+        };
+        let Some(chunk) = parts.take(chunk, kind, mine) else {
+            continue;
         };
         let ack = if mine {
             let cache = cache.clone();

@@ -238,3 +238,24 @@ pub async fn poll_until(deadline: Duration, mut cond: impl FnMut() -> bool) -> b
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A `ferry.transfer.v1` client of `a` with the coordinator's identity.
+pub async fn transfer_client(
+    a: &TestAgent,
+) -> ferry_proto::transfer_pb::transfer_client::TransferClient<Channel> {
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(a.pki.ca.cert_pem()))
+        .identity(Identity::from_pem(
+            &a.pki.client.cert_pem,
+            a.pki.client.key_pem.expose(),
+        ))
+        .domain_name("127.0.0.1");
+    let ch = Endpoint::from_shared(format!("https://{}", a.addr))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    ferry_proto::transfer_pb::transfer_client::TransferClient::new(ch)
+}

@@ -6,6 +6,7 @@
 
 pub mod args;
 pub mod convert;
+pub mod parts;
 pub mod progress;
 pub mod registry;
 pub mod relay;

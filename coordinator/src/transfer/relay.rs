@@ -13,13 +13,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use ferry_proto::transfer_pb as pb;
-use ferry_shared::transfer::{ChunkHash, Needs, Topology, TreeNode, layout};
+use ferry_shared::transfer::{ChunkHash, Needs, Topology, TreeNode, depth, layout};
 use futures::StreamExt;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
 use super::TransferError;
+use super::parts::{part_size, split};
 use super::session::{ACK_IDLE, NodeStats, Progress, WINDOW, client, commit, idle, plan, rpc};
 use super::source::{Loads, Source};
 
@@ -197,6 +198,12 @@ async fn round(
         .map(|m| (targets[*m].transfer_id.as_str(), *m))
         .collect();
     let wire: Arc<Mutex<HashMap<ChunkHash, u32>>> = Arc::default();
+    let raw_bytes: u64 = order
+        .iter()
+        .filter_map(|h| src.chunks.get(h))
+        .map(|l| u64::from(l.len))
+        .sum();
+    let part_size = part_size(raw_bytes, depth(&tree));
     let credits = Arc::new(Semaphore::new(WINDOW));
     let (tx, rx) = mpsc::channel::<pb::PushFrame>(2);
     let plan = pb::RelayPlan {
@@ -259,15 +266,15 @@ async fn round(
                     encoding: encoding as i32,
                     data: l.data,
                     needed_by: needs.get(&h).map(|n| n.0.clone()).unwrap_or_default(),
+                    ..Default::default()
                 };
-                if tx
-                    .send(pb::PushFrame {
-                        frame: Some(Frame::Chunk(chunk)),
-                    })
-                    .await
-                    .is_err()
-                {
-                    return Ok(stats);
+                for part in split(chunk, part_size) {
+                    let frame = pb::PushFrame {
+                        frame: Some(Frame::Chunk(part)),
+                    };
+                    if tx.send(frame).await.is_err() {
+                        return Ok(stats);
+                    }
                 }
                 stats.chunks_sent += 1;
                 stats.content_bytes_sent += u64::from(raw_len);

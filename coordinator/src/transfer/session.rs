@@ -271,7 +271,7 @@ async fn push(
                     raw_len: l.raw_len,
                     encoding: encoding as i32,
                     data: l.data,
-                    needed_by: Vec::new(),
+                    ..Default::default()
                 };
                 if tx
                     .send(pb::PushFrame {

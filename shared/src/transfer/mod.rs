@@ -13,7 +13,7 @@ pub use manifest::{
     ManifestError, Meta, chunk_count, chunk_len,
 };
 pub use path::{DestRoot, PathError, RelPath};
-pub use topology::{Needs, Topology, TreeNode, layout};
+pub use topology::{Needs, Topology, TreeNode, depth, layout};
 
 /// Counter names of `transfer` events (docs/events.md).
 pub mod counters {

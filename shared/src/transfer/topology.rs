@@ -52,6 +52,19 @@ impl TreeNode {
     }
 }
 
+/// Hops from the sender to the deepest node of `tree` (laid out by
+/// [`layout`]: parents before children): 1 for a single node, n for a chain.
+pub fn depth(tree: &[TreeNode]) -> usize {
+    let mut d = vec![0usize; tree.len()];
+    for (i, t) in tree.iter().enumerate() {
+        d[i] = t
+            .parent
+            .and_then(|p| d.get(p as usize))
+            .map_or(1, |p| p + 1);
+    }
+    d.into_iter().max().unwrap_or(0)
+}
+
 /// Lays `n` nodes out as a tree of at most `degree` children per node
 /// (1 = a chain), balanced, positions in pre-order. Index = position.
 pub fn layout(n: u32, degree: u32) -> Vec<TreeNode> {
@@ -122,6 +135,16 @@ impl Needs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn depth_counts_hops_from_the_sender() {
+        assert_eq!(depth(&layout(0, 1)), 0);
+        assert_eq!(depth(&layout(1, 1)), 1);
+        assert_eq!(depth(&layout(16, 1)), 16);
+        // Degree 2, 7 nodes: a full binary tree of 3 levels.
+        assert_eq!(depth(&layout(7, 2)), 3);
+        assert_eq!(depth(&layout(16, 16)), 2);
+    }
 
     #[test]
     fn a_chain_is_a_tree_of_degree_one() {
