@@ -15,24 +15,12 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::agents::cached_chunks;
-use common::{Bastion, find, stderr};
+use common::transfer::{counter, finished, noise};
+use common::{Bastion, stderr};
 use ferry_tests::testbed::{Testbed, TestbedConfig};
-use serde_json::Value;
 
 const DST: &str = "/var/lib/ferry-registry-test";
 const MIB: u64 = 1 << 20;
-
-fn noise(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
 
 /// Writes a blob into the registry root; returns its hex digest.
 fn blob(root: &Path, data: &[u8]) -> String {
@@ -75,17 +63,6 @@ fn image(root: &Path, name: &str, tag: &str, layers: &[Vec<u8>]) -> Vec<String> 
     );
     digests.push(m);
     digests
-}
-
-fn counter(c: &Value, k: &str) -> u64 {
-    c[k].as_u64()
-        .unwrap_or_else(|| panic!("counter {k} missing in {c}"))
-}
-
-fn finished<'e>(ev: &'e [Value], ip: &str) -> &'e Value {
-    let f = find(ev, ip, "transfer", "finished");
-    assert_eq!(f.len(), 1, "one transfer finished event for {ip}");
-    &f[0]["counters"]
 }
 
 /// Every blob's `data` on node `i` hashes to its directory name.

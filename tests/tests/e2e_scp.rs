@@ -10,6 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
+use common::transfer::{counter, finished, noise};
 use common::{Bastion, find, stderr};
 use ferry_tests::testbed::{Testbed, TestbedConfig};
 use serde_json::Value;
@@ -37,18 +38,6 @@ fn node_listing(tb: &Testbed, i: usize) -> String {
 }
 
 /// Pseudo-random, incompressible bytes.
-fn noise(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 fn write(root: &Path, rel: &str, data: &[u8], mode: u32) {
     let p = root.join(rel);
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -74,17 +63,6 @@ fn source_tree(root: &Path) {
 }
 
 /// Per-node `transfer finished` counters.
-fn finished<'e>(ev: &'e [Value], ip: &str) -> &'e Value {
-    let f = find(ev, ip, "transfer", "finished");
-    assert_eq!(f.len(), 1, "one transfer finished event for {ip}");
-    &f[0]["counters"]
-}
-
-fn counter(c: &Value, k: &str) -> u64 {
-    c[k].as_u64()
-        .unwrap_or_else(|| panic!("counter {k} missing in {c}"))
-}
-
 fn total_ms(ev: &[Value]) -> u64 {
     let f = find(ev, "", "transfer", "finished");
     counter(&f[0]["counters"], "duration_ms")

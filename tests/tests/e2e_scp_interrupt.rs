@@ -10,23 +10,12 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::agents::{cached_chunks, serving_agent_pid, wait_agent_answers};
+use common::transfer::noise;
 use common::{Bastion, find, json_lines, stderr};
 use ferry_tests::testbed::{Testbed, TestbedConfig};
 
 const DST: &str = "/opt/ferry-scp-interrupt";
 const MIB: usize = 1 << 20;
-
-fn noise(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
 
 #[test]
 fn a_node_killed_mid_transfer_fails_alone_and_a_rerun_resumes_it() {

@@ -11,6 +11,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use common::transfer::noise;
 use common::{Bastion, agent_bin, ferry_bin, stderr};
 use ferry_tests::testbed::{Testbed, TestbedConfig};
 
@@ -19,18 +20,6 @@ const MIB: usize = 1 << 20;
 const MBIT: u32 = 24;
 /// The pseudo-terminal's width.
 const COLS: usize = 200;
-
-fn noise(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
 
 /// Three files, 6 MiB in all, incompressible.
 fn tree(root: &Path, seed: u64) {

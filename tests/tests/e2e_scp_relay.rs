@@ -11,35 +11,13 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::agents::{cached_chunks, serving_agent_pid};
+use common::transfer::{counter, finished, noise};
 use common::{Bastion, find, json_lines, stderr};
 use ferry_tests::testbed::{Testbed, TestbedConfig};
 use serde_json::Value;
 
 const DST: &str = "/opt/ferry-relay-test";
 const MIB: u64 = 1 << 20;
-
-fn noise(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
-fn counter(c: &Value, k: &str) -> u64 {
-    c[k].as_u64()
-        .unwrap_or_else(|| panic!("counter {k} missing in {c}"))
-}
-
-fn finished<'e>(ev: &'e [Value], ip: &str) -> &'e Value {
-    let f = find(ev, ip, "transfer", "finished");
-    assert_eq!(f.len(), 1, "one transfer finished event for {ip}");
-    &f[0]["counters"]
-}
 
 /// The run's summary event (node "").
 fn summary(ev: &[Value]) -> &Value {

@@ -11,6 +11,7 @@ use ferry_tests::testbed::Testbed;
 use serde_json::Value;
 
 pub mod agents;
+pub mod transfer;
 
 /// `target/debug/ferry`, or `FERRY_BIN`.
 pub fn ferry_bin() -> PathBuf {
