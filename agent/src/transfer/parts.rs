@@ -35,12 +35,12 @@ impl Kind {
     pub fn completes(self) -> bool {
         matches!(self, Kind::Whole | Kind::Last)
     }
+}
 
-    /// Whether this frame may start a chunk on a stream that is not in the
-    /// middle of one (what a freshly attached relay link waits for).
-    pub fn starts(c: &pb::Chunk) -> bool {
-        c.wire_len == 0 || c.offset == 0
-    }
+/// Whether `c` begins a chunk (a whole chunk or its first part): what a
+/// freshly attached relay link waits for.
+pub fn starts_chunk(c: &pb::Chunk) -> bool {
+    c.wire_len == 0 || c.offset == 0
 }
 
 #[derive(Debug)]

@@ -21,11 +21,12 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 use tonic::transport::Endpoint;
 
-use super::parts::Kind;
+use super::parts::{Kind, starts_chunk};
 use crate::tls::TlsMaterial;
 
-/// Frames (chunk parts, see `parts.rs`) queued per child link. At least 2: a fresh link's channel takes
-/// the transfer id and the relay plan without waiting (`attach`).
+/// Frames (whole chunks or parts, see `parts.rs`) queued per child link.
+/// At least 2: a fresh link's channel takes the transfer id and the relay
+/// plan without waiting (`attach`).
 const LINK_BUFFER: usize = 4;
 const _: () = assert!(LINK_BUFFER >= 2);
 /// How long a child may refuse chunks or leave them unacknowledged.
@@ -106,7 +107,7 @@ impl Hop {
 /// Whether a link may carry `chunk`: a link attached mid-chunk (`joining`)
 /// waits for the next chunk's first frame.
 fn admit(joining: &mut bool, chunk: &pb::Chunk) -> bool {
-    if *joining && Kind::starts(chunk) {
+    if *joining && starts_chunk(chunk) {
         *joining = false;
     }
     !*joining
