@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # ferry testbed: many realistic "nodes" on one Linux machine (needs root).
 #
-#   testbed.sh up N [--name NAME] [--owner PID]   create NAME (default ftb) with N nodes
+#   testbed.sh up N [--name NAME] [--owner PID] [--kube]
+#                                                  create NAME (default ftb) with N nodes;
+#                                                  --kube: nodes that can host kubelet+containerd
 #   testbed.sh down [--name NAME]                  tear NAME down (idempotent)
 #   testbed.sh exec NAME NODE [-- CMD...]          run CMD (default: login shell) in a node
 #   testbed.sh bastion NAME [-- CMD...]            run CMD in the bastion netns (host files)
@@ -24,6 +26,11 @@
 # (sudo with password), carol/ferry-carol-pw (no sudo); the testbed's keys
 # id_ed25519 and id_ed25519_enc (passphrase ferry-key-pw) are authorized for
 # all of them. Machine-readable description: /run/ferry-testbed/NAME/testbed.json.
+# --kube nodes (as kind's node containers) also get their own cgroup subtree
+# (ferry-testbed/NAME-nodeK under the caller's cgroup in every v1 hierarchy)
+# seen through a private cgroup namespace and cgroupfs mounts, /dev/kmsg, a
+# tmpfs /var/lib/containerd (overlayfs does not stack on the overlay root)
+# and a recursively shared root mount (kubelet's mount propagation).
 set -Eeuo pipefail
 
 TB_ROOT=${FERRY_TESTBED_ROOT:-/run/ferry-testbed}
@@ -114,6 +121,7 @@ cmd_down() {
   done
   kill_netns_procs "${nss[@]}"
   for f in "${nss[@]}"; do ip netns del "$f" 2>/dev/null || true; done
+  cg_remove "$name"
   if [ -d "$s/fs" ] && mountpoint -q "$s/fs"; then
     umount "$s/fs" 2>/dev/null || poll_until 5000 umount "$s/fs" 2>/dev/null || umount -l "$s/fs"
   fi
@@ -196,6 +204,75 @@ Subsystem sftp /usr/lib/openssh/sftp-server
 EOF
 }
 
+# ---- kube nodes: cgroup subtrees (cgroup v1 / hybrid hosts) -------------------
+
+# cg_hierarchies -> lines "MOUNTPOINT OPTS REL" for every v1 hierarchy the
+# caller is in: OPTS are the mount options naming the controllers (or
+# none,name=X), REL the caller's cgroup path in it.
+cg_hierarchies() {
+  local id ctrls rel dev mp fstype opts _r
+  while IFS=: read -r id ctrls rel; do
+    [ -n "$ctrls" ] || continue
+    while read -r dev mp fstype opts _r; do
+      [ "$fstype" = cgroup ] || continue
+      local want ok=1 o
+      IFS=, read -ra want <<<"$ctrls"
+      for o in "${want[@]}"; do [[ ",$opts," == *",$o,"* ]] || ok=0; done
+      [ $ok = 1 ] || continue
+      if [[ $ctrls == name=* ]]; then o="none,$ctrls"; else o=$ctrls; fi
+      echo "$mp $o $rel"
+      break
+    done </proc/self/mounts
+  done </proc/self/cgroup
+}
+
+cg_v2_only() { [ "$(stat -f -c %T /sys/fs/cgroup 2>/dev/null)" = cgroup2fs ]; }
+
+# cg_enter NAME K: moves the calling (sub)shell into the node's cgroup in every
+# hierarchy (created with the parent's cpuset).
+cg_enter() {
+  local name=$1 k=$2 mp opts rel d parent
+  cg_v2_only && die "--kube needs a cgroup v1 or hybrid host (kubelet's node cgroup subtree is built per v1 hierarchy); this host mounts only cgroup2"
+  while read -r mp opts rel; do
+    parent=$mp${rel%/}
+    d=$parent/ferry-testbed/$name-node$k
+    mkdir -p "$d"
+    if [[ ,$opts, == *,cpuset,* ]]; then
+      for f in cpuset.cpus cpuset.mems; do
+        [ -s "$(dirname "$d")/$f" ] || cat "$parent/$f" >"$(dirname "$d")/$f"
+        [ -s "$d/$f" ] || cat "$parent/$f" >"$d/$f"
+      done
+    fi
+    echo "$BASHPID" >"$d/cgroup.procs"
+  done < <(cg_hierarchies)
+}
+
+# cg_remove NAME: removes the testbed's node cgroups (their processes are gone).
+cg_remove() {
+  local name=$1 mp opts rel d
+  while read -r mp opts rel; do
+    for d in "$mp"/ferry-testbed/"$name"-node* "$mp${rel%/}"/ferry-testbed/"$name"-node*; do
+      [ -d "$d" ] || continue
+      find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
+    done
+  done < <(cg_hierarchies)
+}
+
+# cg_mount ROOT: inside a node's cgroup namespace, the v1 hierarchies (and
+# the hybrid cgroup2) under ROOT/sys/fs/cgroup, rooted at the node's subtree.
+cg_mount() {
+  local r=$1 mp opts rel
+  mount -t tmpfs -o mode=0755 cgroup "$r/sys/fs/cgroup"
+  while read -r mp opts rel; do
+    mkdir -p "$r$mp"
+    mount -t cgroup -o "$opts" cgroup "$r$mp"
+  done < <(cg_hierarchies)
+  if grep -q ' /sys/fs/cgroup/unified cgroup2 ' /proc/self/mounts; then
+    mkdir -p "$r/sys/fs/cgroup/unified"
+    mount -t cgroup2 cgroup2 "$r/sys/fs/cgroup/unified"
+  fi
+}
+
 # ---- nodes -----------------------------------------------------------------
 
 # Runs as PID 1 of a fresh PID namespace (and new mount/UTS/IPC namespaces,
@@ -211,16 +288,23 @@ node_init() {
   mount -t overlay "ferry-$name-node$k" -o "lowerdir=/,upperdir=$d/upper,workdir=$d/work" "$r"
   mount -t proc proc "$r/proc"
   mount -t sysfs sysfs "$r/sys"
+  local kube=""; [ -f "$(sdir "$name")/kube" ] && kube=1 # (host paths vanish at pivot_root)
+  [ -z "$kube" ] || cg_mount "$r"
   mount --bind /dev "$r/dev"
   mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5 devpts "$r/dev/pts"
   mount --bind "$r/dev/pts/ptmx" "$r/dev/ptmx"
   mount -t tmpfs -o mode=1777 shm "$r/dev/shm"
   mount -t tmpfs -o mode=0755 run "$r/run"
   mount -t tmpfs -o mode=1777 tmp "$r/tmp"
+  if [ -n "$kube" ]; then
+    mkdir -p "$r/var/lib/containerd"
+    mount -t tmpfs -o mode=0711 containerd "$r/var/lib/containerd"
+  fi
   cd "$r"
   pivot_root . .
   umount -l . # detach the host's mount tree (and its copies of other testbeds' mounts)
   cd /
+  [ -z "$kube" ] || mount --make-rshared /
   mkdir -p -m 0755 /run/sshd /run/lock
   [ -e /var/run ] || ln -s /run /var/run
   if [ ! -s "$SSHD_DIR/ssh_host_ed25519_key" ]; then
@@ -261,9 +345,15 @@ launch_node() { # NAME K: boot node K (its netns must exist)
   d=$(ndir "$name" "$k")
   rm -f "$d/pid"
   [ -f "$d/console.log" ] && mv -f "$d/console.log" "$d/console.log.prev"
-  setsid -f nsenter --net="/run/netns/$name-n$k" -- \
-    unshare --mount --uts --ipc --pid --fork --propagation private -- \
-    /bin/bash "$SELF" _node-init "$name" "$k" </dev/null >"$d/console.log" 2>&1
+  setsid -f /bin/bash "$SELF" _node-launch "$name" "$k" </dev/null >"$d/console.log" 2>&1
+}
+
+node_launch() { # NAME K: (detached) enter the node's cgroups if --kube, then its namespaces
+  local name=$1 k=$2 cg=()
+  if [ -f "$(sdir "$name")/kube" ]; then cg_enter "$name" "$k"; cg=(--cgroup); fi
+  exec nsenter --net="/run/netns/$name-n$k" -- \
+    unshare --mount --uts --ipc --pid "${cg[@]}" --fork --propagation private -- \
+    /bin/bash "$SELF" _node-init "$name" "$k"
 }
 
 node_settled() { # NAME K... : every node printed READY or FAILED (or its init is gone)
@@ -358,7 +448,7 @@ write_json() {
 # ---- commands ----------------------------------------------------------------
 
 cmd_up() {
-  local n=$1 name=$2 owner=$3 s t0 k start
+  local n=$1 name=$2 owner=$3 kube=$4 s t0 k start
   [[ $n =~ ^[0-9]+$ ]] && ((n >= 1 && n <= 200)) || die "node count must be 1..200"
   valid_name "$name"
   [ "$(id -u)" = 0 ] || die "must run as root"
@@ -372,6 +462,7 @@ cmd_up() {
   fi
   echo "$owner" >"$s/owner"
   echo "$n" >"$s/nodes"
+  if [ "$kube" = 1 ]; then cg_v2_only && die "--kube needs a cgroup v1 or hybrid host; this host mounts only cgroup2"; : >"$s/kube"; fi
   trap '[ -n "${FERRY_TESTBED_KEEP:-}" ] || QUIET=1 cmd_down "'"$name"'"' EXIT
   mkdir -p "$s/fs"
   mount -t tmpfs -o "size=$((4 * n))g,mode=0755" "ferry-testbed-$name" "$s/fs"
@@ -427,9 +518,13 @@ cmd_start() {
   write_json "$name"
 }
 
-node_exec() { # NAME K CMD... (no env reset)
+node_exec() { # NAME K CMD... (no env reset); on --kube nodes also the node's cgroups
   local pid; pid=$(node_pid "$1" "$2")
   [ -n "$pid" ] || die "node$2 of '$1' is not running"
+  if [ -f "$(sdir "$1")/kube" ]; then
+    ( cg_enter "$1" "$2"; exec nsenter -t "$pid" -m -u -i -n -p -r -w -C -- "${@:3}" )
+    return
+  fi
   nsenter -t "$pid" -m -u -i -n -p -r -w -- "${@:3}"
 }
 
@@ -482,11 +577,11 @@ main() {
   case $cmd in
     up)
       [ $# -ge 1 ] || usage
-      local n=$1; shift
+      local n=$1 kube=0; shift
       while [ $# -gt 0 ]; do
-        case $1 in --name) name=$2; shift 2 ;; --owner) owner=$2; shift 2 ;; *) usage ;; esac
+        case $1 in --name) name=$2; shift 2 ;; --owner) owner=$2; shift 2 ;; --kube) kube=1; shift ;; *) usage ;; esac
       done
-      cmd_up "$n" "$name" "$owner" ;;
+      cmd_up "$n" "$name" "$owner" "$kube" ;;
     down)
       [ "${1:-}" = --name ] && name=${2:?}
       [ $# -eq 1 ] && name=$1
@@ -525,6 +620,7 @@ main() {
     info) [ $# -eq 1 ] || usage; valid_name "$1"; cat "$(sdir "$1")/testbed.json" ;;
     gc) cmd_gc ;;
     _node-init) node_init "$@" ;;
+    _node-launch) node_launch "$@" ;;
     *) usage ;;
   esac
 }

@@ -35,6 +35,10 @@ pub struct TestbedConfig {
     pub nodes: usize,
     /// Start of the generated testbed name (at most 4 alphanumerics are used).
     pub name_prefix: String,
+    /// Nodes that can host a kubelet and containerd (`testbed.sh up --kube`):
+    /// own cgroup subtree and cgroup namespace, tmpfs `/var/lib/containerd`,
+    /// shared root mount propagation.
+    pub kube: bool,
 }
 
 impl TestbedConfig {
@@ -52,6 +56,7 @@ impl Default for TestbedConfig {
         Self {
             nodes: 3,
             name_prefix: "ft".to_owned(),
+            kube: false,
         }
     }
 }
@@ -103,7 +108,11 @@ impl Testbed {
         };
         let pid = std::process::id().to_string();
         let nodes = config.nodes.to_string();
-        script(["up", &nodes, "--name", &name, "--owner", &pid])?;
+        let mut args = vec!["up", &nodes, "--name", &name, "--owner", &pid];
+        if config.kube {
+            args.push("--kube");
+        }
+        script(args)?;
         let info = Info::load(&state_dir(&name).join("testbed.json"))?;
         Ok(Self { info, teardown })
     }
