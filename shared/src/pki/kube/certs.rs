@@ -215,6 +215,32 @@ fn push_unique(v: &mut Vec<SanType>, s: SanType) {
     }
 }
 
+/// The Subject organisations kubeadm puts in client certificates, which
+/// changed in 1.29: `system:masters` left the etcd clients (kubernetes
+/// PRs 119859, 120521) and `apiserver-kubelet-client` moved to
+/// `kubeadm:cluster-admins` (PR 121837).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeafGroups {
+    pub kubelet_client: &'static [&'static str],
+    pub etcd_clients: &'static [&'static str],
+}
+
+impl LeafGroups {
+    pub fn for_minor(kube_minor: u32) -> Self {
+        if kube_minor >= 29 {
+            Self {
+                kubelet_client: &["kubeadm:cluster-admins"],
+                etcd_clients: &[],
+            }
+        } else {
+            Self {
+                kubelet_client: &["system:masters"],
+                etcd_clients: &["system:masters"],
+            }
+        }
+    }
+}
+
 /// The leaf certificates of one control-plane node.
 #[derive(Debug)]
 pub struct NodeCerts {
@@ -248,6 +274,7 @@ pub fn node_certs(
         push_unique(&mut etcd_sans, san(ip)?);
     }
     push_unique(&mut etcd_sans, SanType::IpAddress(spec.node_ip));
+    let groups = LeafGroups::for_minor(spec.kube_minor);
 
     let leaves: [(&Ca, &str, Leaf<'_>); 7] = [
         (
@@ -266,7 +293,7 @@ pub fn node_certs(
             "apiserver-kubelet-client",
             Leaf {
                 cn: "kube-apiserver-kubelet-client",
-                orgs: &["system:masters"],
+                orgs: groups.kubelet_client,
                 sans: vec![],
                 server: false,
                 client: true,
@@ -288,7 +315,7 @@ pub fn node_certs(
             "apiserver-etcd-client",
             Leaf {
                 cn: "kube-apiserver-etcd-client",
-                orgs: &[],
+                orgs: groups.etcd_clients,
                 sans: vec![],
                 server: false,
                 client: true,
@@ -321,7 +348,7 @@ pub fn node_certs(
             "etcd/healthcheck-client",
             Leaf {
                 cn: "kube-etcd-healthcheck-client",
-                orgs: &[],
+                orgs: groups.etcd_clients,
                 sans: vec![],
                 server: false,
                 client: true,

@@ -72,3 +72,47 @@ fn bad_sans_and_cidrs_are_named() {
         Err(KubePkiError::BadCidr(_))
     ));
 }
+
+/// The Subject organisations of a generated PEM certificate or kubeconfig.
+fn orgs_of(files: &[PkiFile], path: &str) -> Vec<String> {
+    let f = files.iter().find(|f| f.path == path).unwrap();
+    let pem = if path.ends_with(".conf") {
+        kubeconfig_client_cert(path, &f.contents).unwrap()
+    } else {
+        f.contents.clone()
+    };
+    let (_, p) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap();
+    let cert = p.parse_x509().unwrap();
+    cert.subject()
+        .iter_organization()
+        .map(|o| o.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn client_groups_follow_kubeadm_before_and_from_1_29() {
+    let now = OffsetDateTime::now_utc();
+    let old = generate_all(&spec(28), now).unwrap();
+    let masters = vec!["system:masters".to_string()];
+    for p in [
+        "pki/apiserver-etcd-client.crt",
+        "pki/etcd/healthcheck-client.crt",
+        "pki/apiserver-kubelet-client.crt",
+        "admin.conf",
+    ] {
+        assert_eq!(orgs_of(&old, p), masters, "1.28 {p}");
+    }
+
+    let new = generate_all(&spec(29), now).unwrap();
+    for p in [
+        "pki/apiserver-etcd-client.crt",
+        "pki/etcd/healthcheck-client.crt",
+    ] {
+        assert!(orgs_of(&new, p).is_empty(), "1.29 {p}: no system:masters");
+    }
+    let admins = vec!["kubeadm:cluster-admins".to_string()];
+    assert_eq!(orgs_of(&new, "pki/apiserver-kubelet-client.crt"), admins);
+    assert_eq!(orgs_of(&new, "admin.conf"), admins);
+    assert_eq!(orgs_of(&new, "super-admin.conf"), masters);
+    assert_eq!(orgs_of(&new, "kubelet.conf"), vec!["system:nodes"]);
+}
