@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use ferry_shared::clusterfile::{Clusterfile, ROLE_MASTER, ROLE_NODE, ResolvedHost};
-use ferry_shared::image::{EnvLayers, ImageStack, SysEnv, run_mode};
+use ferry_shared::image::{EnvLayers, ImageStack, ImageType, SysEnv, run_mode};
 use ferry_shared::pipeline::digest;
 use serde_yaml_ng::Value;
 
@@ -53,6 +53,8 @@ pub struct Ctx {
     pub kube_version: String,
     pub vip: IpAddr,
     pub kube_overlays: Vec<Value>,
+    /// Init system and kernel features of the hosts (check step).
+    pub host_traits: ferry_shared::kubeadm::HostTraits,
     pub command_override: Vec<String>,
     pub data_dir: String,
     pub concurrency: usize,
@@ -140,8 +142,69 @@ impl Ctx {
         ])
     }
 
+    /// Digest of what a host's bootstrap (check, init-registry, init-cri,
+    /// init hooks) depends on: the rootfs only ([`rootfs_digest`]). Env,
+    /// Config documents and application images do not re-run it on a live
+    /// node, whose ports labring's check.sh refuses; new hosts and hosts
+    /// torn down (journaled undone) have no matching record and run it.
+    pub fn bootstrap_digest(&self) -> String {
+        rootfs_digest(&self.images)
+    }
+
     pub fn stack(images: &[LoadedImage]) -> Result<ImageStack, String> {
         ImageStack::new(images.iter().map(|i| i.config.clone()).collect())
             .map_err(|e| e.to_string())
+    }
+}
+
+/// Digest of the rootfs and patch images (everything laid into the rootfs
+/// mount), in the user's order; application images do not count.
+pub fn rootfs_digest(images: &[LoadedImage]) -> String {
+    let parts: Vec<&str> = images
+        .iter()
+        .filter(|i| i.config.image_type() != ImageType::Application)
+        .map(|i| i.digest.as_str())
+        .collect();
+    digest(&["bootstrap", &parts.join(",")])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(kind: &str, digest: &str) -> LoadedImage {
+        LoadedImage {
+            config: ferry_shared::image::ImageConfig {
+                name: format!("{kind}-image"),
+                labels: [("sealos.io.type".to_string(), kind.to_string())].into(),
+                ..Default::default()
+            },
+            root: PathBuf::from("/nonexistent"),
+            digest: digest.to_string(),
+            bytes: 0,
+            arch: None,
+        }
+    }
+
+    #[test]
+    fn only_rootfs_and_patch_images_change_the_bootstrap_digest() {
+        let base = rootfs_digest(&[image("rootfs", "sha256:r1")]);
+        let with_app = rootfs_digest(&[
+            image("rootfs", "sha256:r1"),
+            image("application", "sha256:a"),
+        ]);
+        assert_eq!(base, with_app, "an added application image");
+        let app_changed = rootfs_digest(&[
+            image("rootfs", "sha256:r1"),
+            image("application", "sha256:b"),
+        ]);
+        assert_eq!(base, app_changed, "a changed application image");
+        assert_ne!(
+            base,
+            rootfs_digest(&[image("rootfs", "sha256:r2")]),
+            "a new rootfs"
+        );
+        let patched = rootfs_digest(&[image("rootfs", "sha256:r1"), image("patch", "sha256:p")]);
+        assert_ne!(base, patched, "a patch image changes the rootfs");
     }
 }

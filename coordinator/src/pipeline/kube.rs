@@ -80,7 +80,10 @@ pub fn docs(ctx: &Ctx) -> Result<KubeadmDocs, PipelineError> {
     };
     // One host (`ferry run --single`): its master must take workloads.
     KubeadmDocs::new(facts, &ctx.kube_overlays)
-        .map(|d| d.single_host(ctx.hosts.len() == 1))
+        .map(|d| {
+            d.single_host(ctx.hosts.len() == 1)
+                .for_hosts(&ctx.host_traits, &ctx.kube_overlays)
+        })
         .map_err(|e| PipelineError::cluster(Step::InitMaster, e))
 }
 

@@ -31,6 +31,7 @@ pub(super) async fn prepare(
         hostnames,
         arches,
         images: loaded,
+        traits: host_traits,
     } = checked;
     let step = Step::Images;
     rec.step_event(
@@ -146,6 +147,7 @@ pub(super) async fn prepare(
         kube_version,
         vip,
         kube_overlays: overlays,
+        host_traits,
         command_override: inp.cf.cluster.spec.command.clone(),
         data_dir: super::data_dir(state.name()),
         concurrency: inp.concurrency,

@@ -38,7 +38,7 @@ pub struct KubeadmDocs {
     docs: Vec<Value>,
 }
 
-fn kind_of(v: &Value) -> &str {
+pub(super) fn kind_of(v: &Value) -> &str {
     v.get("kind").and_then(Value::as_str).unwrap_or_default()
 }
 
@@ -66,7 +66,7 @@ fn merge(dst: &mut Value, src: &Value) {
     }
 }
 
-fn set(doc: &mut Value, path: &[&str], value: Value) {
+pub(super) fn set(doc: &mut Value, path: &[&str], value: Value) {
     let mut cur = doc;
     for k in &path[..path.len() - 1] {
         if !cur.get(*k).is_some_and(Value::is_mapping)
@@ -94,7 +94,7 @@ fn str_list(v: Option<&Value>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn minor(version: &str) -> Result<u32, KubeadmError> {
+pub(super) fn minor_of(version: &str) -> Result<u32, KubeadmError> {
     let bad = || KubeadmError::BadVersion(version.to_string());
     let mut parts = version.strip_prefix('v').unwrap_or(version).split('.');
     let major: u32 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
@@ -110,7 +110,7 @@ impl KubeadmDocs {
     /// same kind (overlays in precedence order: image, then Clusterfile),
     /// then the facts. Fails when the VIP lies in the pod or service CIDR.
     pub fn new(facts: ClusterFacts, overlays: &[Value]) -> Result<Self, KubeadmError> {
-        minor(&facts.kube_version)?;
+        minor_of(&facts.kube_version)?;
         let mut docs = Vec::new();
         for de in serde_yaml_ng::Deserializer::from_str(DEFAULTS) {
             docs.push(Value::deserialize(de).map_err(|e| bad("built-in default", e.to_string()))?);
@@ -175,7 +175,11 @@ impl KubeadmDocs {
         self
     }
 
-    fn doc_mut(&mut self, kind: &str) -> Option<&mut Value> {
+    pub(super) fn kube_version(&self) -> &str {
+        &self.facts.kube_version
+    }
+
+    pub(super) fn doc_mut(&mut self, kind: &str) -> Option<&mut Value> {
         self.docs.iter_mut().find(|d| kind_of(d) == kind)
     }
 
@@ -272,7 +276,7 @@ impl KubeadmDocs {
     }
 
     fn emit(&self, docs: Vec<Value>) -> Result<String, KubeadmError> {
-        let v4 = minor(&self.facts.kube_version)? >= 31;
+        let v4 = minor_of(&self.facts.kube_version)? >= 31;
         let mut out = String::new();
         for (i, mut d) in docs.into_iter().enumerate() {
             if v4 {

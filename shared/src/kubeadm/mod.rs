@@ -7,11 +7,13 @@
 //! `v1beta4` (list-style extraArgs, 100-year validity periods) from 1.31.
 
 mod generate;
+mod host_traits;
 mod net;
 mod token;
 mod v1beta4;
 
 pub use generate::{ClusterFacts, JoinRole, KubeadmDocs};
+pub use host_traits::HostTraits;
 pub use net::cidr_contains;
 pub use token::{BootstrapToken, ca_cert_hash, certificate_key};
 

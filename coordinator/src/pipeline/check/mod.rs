@@ -12,6 +12,7 @@ use std::net::IpAddr;
 use ferry_shared::EventKind;
 use ferry_shared::clusterfile::{ROLE_MASTER, ResolvedHost};
 use ferry_shared::image::EnvLayers;
+use ferry_shared::kubeadm::HostTraits;
 use ferry_shared::pipeline::Step;
 
 use super::PipelineError;
@@ -33,6 +34,8 @@ pub struct Checked {
     /// Kubernetes arch name per host (Facts).
     pub arches: BTreeMap<IpAddr, String>,
     pub images: Vec<images::LoadedImage>,
+    /// Init system and kernel features of the hosts, for kubeadm defaults.
+    pub traits: HostTraits,
 }
 
 /// Installs or upgrades the agents and loads the images (bastion only) at
@@ -200,6 +203,13 @@ pub async fn check(
     };
     let (found, busy) = verdict.problems();
     problems.extend(found);
+    let traits = match probe::host_traits(&probes, &nodes) {
+        Ok(t) => t,
+        Err(p) => {
+            problems.push(p);
+            HostTraits::default()
+        }
+    };
     for (ip, ports) in busy {
         let Some(n) = nodes.get(&ip) else { continue };
         let inodes: Vec<u64> = ports.iter().map(|b| b.listener.inode).collect();
@@ -232,5 +242,6 @@ pub async fn check(
         hostnames,
         arches,
         images: loaded,
+        traits,
     })
 }

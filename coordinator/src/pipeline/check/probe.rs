@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use ferry_shared::clusterfile::ResolvedHost;
+use ferry_shared::kubeadm::HostTraits;
 use ferry_shared::pipeline::check::{
     self as pure, BusyPort, HostArch, Listener, busy_ports, clock_skew_ms, needed_ports,
     skew_too_large,
@@ -36,6 +37,47 @@ pub struct HostProbe {
     /// Host clock minus bastion clock (ms).
     pub skew_ms: i64,
     pub listeners: Vec<Listener>,
+    pub traits: NodeTraits,
+}
+
+/// What one host's init system and kernel offer (see `HostTraits`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeTraits {
+    pub systemd: bool,
+    pub ipvs: bool,
+    pub cgroup_v1: bool,
+}
+
+/// PID 1's name, the cgroup filesystem type and IPVS (built in, loaded or
+/// an installed module), read through Exec without a shell.
+async fn traits(client: &AgentClient, host: &str, op: &str) -> Result<NodeTraits, PipelineError> {
+    let argv = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<String>>();
+    let (comm, _) = capture(client, host, argv(&["cat", "/proc/1/comm"]), op).await?;
+    let (fs, ok) = capture(
+        client,
+        host,
+        argv(&["stat", "-f", "-c", "%T", "/sys/fs/cgroup"]),
+        op,
+    )
+    .await?;
+    if !ok {
+        return Err(PipelineError::host(
+            host,
+            Step::Check,
+            "cannot stat /sys/fs/cgroup on the node; next: mount the cgroup filesystem (the kubelet needs it)",
+        ));
+    }
+    let (_, loaded) = capture(client, host, argv(&["cat", "/proc/net/ip_vs"]), op).await?;
+    let ipvs = loaded
+        || capture(client, host, argv(&["modinfo", "-n", "ip_vs"]), op)
+            .await
+            .map(|(_, ok)| ok)
+            .unwrap_or(false);
+    Ok(NodeTraits {
+        systemd: comm.trim() == "systemd",
+        ipvs,
+        cgroup_v1: fs.trim() != "cgroup2fs",
+    })
 }
 
 /// Runs `argv` on the node and returns its stdout and whether it exited 0.
@@ -97,6 +139,41 @@ pub async fn probe(n: &NodeRef, tls: &ClientTls, op: &str) -> Result<HostProbe, 
         facts,
         skew_ms,
         listeners: pure::parse_listeners(&text),
+        traits: traits(&client, &n.host, op).await?,
+    })
+}
+
+/// The cluster's traits: systemd must run all hosts or none (the kubelet's
+/// cgroup driver is one cluster-wide setting and must match every host's
+/// container runtime); IPVS only when every kernel has it; cgroup v1 when
+/// any host runs it. Mixed init systems are a check problem.
+pub fn host_traits(
+    probes: &BTreeMap<IpAddr, HostProbe>,
+    nodes: &BTreeMap<IpAddr, NodeRef>,
+) -> Result<HostTraits, String> {
+    let name = |ip: &IpAddr| {
+        nodes
+            .get(ip)
+            .map_or_else(|| ip.to_string(), |n| n.host.clone())
+    };
+    let (with, without): (Vec<_>, Vec<_>) = probes.iter().partition(|(_, p)| p.traits.systemd);
+    if !with.is_empty() && !without.is_empty() {
+        let list = |v: &[(&IpAddr, &HostProbe)]| {
+            v.iter()
+                .map(|(ip, _)| name(ip))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        return Err(format!(
+            "systemd runs on {} but not on {}; the kubelet's cgroup driver is one cluster-wide setting: install all hosts alike",
+            list(&with),
+            list(&without)
+        ));
+    }
+    Ok(HostTraits {
+        systemd: without.is_empty(),
+        ipvs: probes.values().all(|p| p.traits.ipvs),
+        cgroup_v1: probes.values().any(|p| p.traits.cgroup_v1),
     })
 }
 
