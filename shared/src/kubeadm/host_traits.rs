@@ -18,6 +18,9 @@ pub struct HostTraits {
     pub ipvs: bool,
     /// Some host runs cgroup v1 (or the v1 hybrid).
     pub cgroup_v1: bool,
+    /// Some host cannot change `nf_conntrack_max` (it is read-only outside
+    /// the initial network namespace: nodes in containers or namespaces).
+    pub conntrack_max_fixed: bool,
 }
 
 impl Default for HostTraits {
@@ -27,6 +30,7 @@ impl Default for HostTraits {
             systemd: true,
             ipvs: true,
             cgroup_v1: false,
+            conntrack_max_fixed: false,
         }
     }
 }
@@ -51,7 +55,10 @@ impl KubeadmDocs {
     ///   kernel has IPVS, else `nftables` from 1.31 (beta, on by default)
     ///   and `iptables` before;
     /// - `KubeletConfiguration.failCgroupV1: false` from 1.35 when a host
-    ///   runs cgroup v1 (the kubelet refuses v1 by default since 1.35).
+    ///   runs cgroup v1 (the kubelet refuses v1 by default since 1.35);
+    /// - `KubeProxyConfiguration.conntrack.maxPerCore: 0` (keep the host's
+    ///   limit) where a host's `nf_conntrack_max` is read-only: kube-proxy
+    ///   exits when it cannot raise it (kind does the same for its nodes).
     pub fn for_hosts(mut self, traits: &HostTraits, overlays: &[Value]) -> Self {
         let minor = minor_of(self.kube_version()).unwrap_or(0);
         if !overlay_sets(overlays, "KubeletConfiguration", &["cgroupDriver"])
@@ -77,6 +84,16 @@ impl KubeadmDocs {
         {
             let mode = if minor >= 31 { "nftables" } else { "iptables" };
             set(kp, &["mode"], Value::from(mode));
+        }
+        if traits.conntrack_max_fixed
+            && !overlay_sets(
+                overlays,
+                "KubeProxyConfiguration",
+                &["conntrack", "maxPerCore"],
+            )
+            && let Some(kp) = self.doc_mut("KubeProxyConfiguration")
+        {
+            set(kp, &["conntrack", "maxPerCore"], Value::from(0));
         }
         self
     }
@@ -114,6 +131,7 @@ mod tests {
         systemd: false,
         ipvs: false,
         cgroup_v1: true,
+        conntrack_max_fixed: true,
     };
 
     #[test]
@@ -133,6 +151,10 @@ mod tests {
         let y = docs("v1.34.4", &[], &TESTBED);
         assert_eq!(doc(&y, "KubeletConfiguration")["cgroupDriver"], "cgroupfs");
         assert_eq!(doc(&y, "KubeProxyConfiguration")["mode"], "nftables");
+        assert_eq!(
+            doc(&y, "KubeProxyConfiguration")["conntrack"]["maxPerCore"],
+            0
+        );
         // 1.34 still accepts cgroup v1 by default.
         assert!(
             doc(&y, "KubeletConfiguration")

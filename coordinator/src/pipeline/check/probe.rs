@@ -46,10 +46,12 @@ pub struct NodeTraits {
     pub systemd: bool,
     pub ipvs: bool,
     pub cgroup_v1: bool,
+    pub conntrack_max_fixed: bool,
 }
 
-/// PID 1's name, the cgroup filesystem type and IPVS (built in, loaded or
-/// an installed module), read through Exec without a shell.
+/// PID 1's name, the cgroup filesystem type, IPVS (built in, loaded or
+/// an installed module) and whether `nf_conntrack_max` is read-only, read
+/// through Exec without a shell.
 async fn traits(client: &AgentClient, host: &str, op: &str) -> Result<NodeTraits, PipelineError> {
     let argv = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<String>>();
     let (comm, _) = capture(client, host, argv(&["cat", "/proc/1/comm"]), op).await?;
@@ -73,10 +75,25 @@ async fn traits(client: &AgentClient, host: &str, op: &str) -> Result<NodeTraits
             .await
             .map(|(_, ok)| ok)
             .unwrap_or(false);
+    // 0444 outside the initial network namespace (absent: module not
+    // loaded yet; kube-proxy loads it and can then set it).
+    let (mode, _) = capture(
+        client,
+        host,
+        argv(&[
+            "stat",
+            "-c",
+            "%a",
+            "/proc/sys/net/netfilter/nf_conntrack_max",
+        ]),
+        op,
+    )
+    .await?;
     Ok(NodeTraits {
         systemd: comm.trim() == "systemd",
         ipvs,
         cgroup_v1: fs.trim() != "cgroup2fs",
+        conntrack_max_fixed: mode.trim() == "444",
     })
 }
 
@@ -174,6 +191,7 @@ pub fn host_traits(
         systemd: without.is_empty(),
         ipvs: probes.values().all(|p| p.traits.ipvs),
         cgroup_v1: probes.values().any(|p| p.traits.cgroup_v1),
+        conntrack_max_fixed: probes.values().any(|p| p.traits.conntrack_max_fixed),
     })
 }
 

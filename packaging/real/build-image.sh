@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Builds ferry's REAL cluster images with `ferry build`, into the image store
+# of the calling environment (FERRY_HOME / FERRY_DATA_ROOT):
+#   sealos.hub:5000/{kube-apiserver,kube-controller-manager,kube-scheduler,
+#     kube-proxy}:<k8s>, sealos.hub:5000/etcd:<tag>, sealos.hub:5000/coredns:<v>,
+#     sealos.hub:5000/pause:<v>      control-plane images (FROM scratch + binary)
+#   sealos.hub:5000/ferry/busybox:1, sealos.hub:5000/ferry/bridge-cni:v1
+#   localhost/ferry/kubernetes:<k8s>  the rootfs cluster image (labring layout;
+#                                     its registry/ holds the images above)
+#   localhost/ferry/network:v1        the pod network (application image)
+#
+#   FERRY_BIN=target/debug/ferry bash packaging/real/build-image.sh [K8S_VERSION] [STAGE_DIR]
+#
+# The binaries come from build-binaries.sh (cached by version). Prints the
+# two image names, rootfs first.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+K8S_VERSION=${1:-${FERRY_K8S_VERSION:-v1.34.4}}
+STAGE=${2:-$here/../../target/real-image/$K8S_VERSION}
+FERRY=${FERRY_BIN:-ferry}
+CACHE="${FERRY_REAL_CACHE:-/var/cache/ferry/real}/k8s-$K8S_VERSION"
+step() { printf '[image %s] %s\n' "$(date +%T)" "$*" >&2; }
+
+bash "$here/build-binaries.sh" "$K8S_VERSION" >&2
+BIN=$CACHE/bin
+# shellcheck source=/dev/null
+source "$CACHE/versions.env"
+REG=sealos.hub:5000
+for tool in containerd containerd-shim-runc-v2 ctr runc docker-registry busybox nft; do
+  command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] ||
+    { echo "build-image: $tool is not installed (bash packaging/setup.sh)" >&2; exit 1; }
+done
+case "$STAGE" in /|"") echo "build-image: refusing STAGE '$STAGE'" >&2; exit 1 ;; esac
+rm -rf "$STAGE"
+mkdir -p "$STAGE"
+
+# copy_with_libs CTX FILE...: FILE and the shared libraries it loads, at
+# their host paths inside CTX (for the few dynamically linked tools).
+copy_with_libs() {
+  local ctx=$1 f lib; shift
+  for f in "$@"; do
+    f=$(readlink -f "$f")
+    mkdir -p "$ctx$(dirname "$f")"
+    cp -L "$f" "$ctx$f"
+    for lib in $(ldd "$f" 2>/dev/null | grep -o '/[^ ]*' || true); do
+      mkdir -p "$ctx$(dirname "$lib")"
+      [ -e "$ctx$lib" ] || cp -L "$lib" "$ctx$lib"
+    done
+  done
+}
+
+# component NAME TAG BINARY [ENTRY]: FROM scratch + the static binary.
+component() {
+  local name=$1 tag=$2 bin=$3 entry=${4:-/usr/local/bin/$3} ctx=$STAGE/components/$1
+  mkdir -p "$ctx/usr/local/bin" "$ctx/tmp"
+  chmod 1777 "$ctx/tmp"
+  install -m 0755 "$BIN/$bin" "$ctx$entry"
+  cat >"$ctx/Kubefile" <<KF
+FROM scratch
+COPY . /
+ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin
+ENTRYPOINT ["$entry"]
+KF
+}
+step "staging component images ($K8S_VERSION, etcd $ETCD_IMAGE_TAG, coredns $COREDNS_VERSION, pause $PAUSE_VERSION)"
+for c in kube-apiserver kube-controller-manager kube-scheduler kube-proxy; do
+  component "$c" "$K8S_VERSION" "$c"
+done
+component etcd "$ETCD_IMAGE_TAG" etcd
+component coredns "$COREDNS_VERSION" coredns /coredns
+component pause "$PAUSE_VERSION" pause /pause
+# kube-proxy drives the kernel through nft (nftables mode) or iptables.
+kp=$STAGE/components/kube-proxy
+copy_with_libs "$kp" "$(command -v nft)" /usr/sbin/xtables-nft-multi /usr/sbin/xtables-legacy-multi
+cp -a /usr/lib/x86_64-linux-gnu/xtables "$kp/usr/lib/x86_64-linux-gnu/" 2>/dev/null || true
+for t in iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore; do
+  ln -sf /usr/sbin/xtables-nft-multi "$kp/usr/sbin/$t"
+  ln -sf /usr/sbin/xtables-legacy-multi "$kp/usr/sbin/${t/tables/tables-legacy}"
+done
+# busybox: test workloads; bridge-cni: the pod network's DaemonSet.
+bb=$STAGE/components/busybox
+mkdir -p "$bb/bin" "$bb/tmp" && chmod 1777 "$bb/tmp"
+install -m 0755 "$(readlink -f "$(command -v busybox)")" "$bb/bin/busybox"
+for a in $("$bb/bin/busybox" --list); do [ "$a" = busybox ] || ln -sf busybox "$bb/bin/$a"; done
+printf 'FROM scratch\nCOPY . /\nENV PATH=/bin\nCMD ["sh"]\n' >"$bb/Kubefile"
+cni=$STAGE/components/bridge-cni
+mkdir -p "$cni/cni" "$cni/usr/local/bin"
+cp -a "$bb/bin" "$cni/bin"
+install -m 0755 "$BIN/kubectl" "$cni/usr/local/bin/kubectl"
+install -m 0755 "$here/cni/daemon/ferry-bridge-cni" "$cni/usr/local/bin/ferry-bridge-cni"
+for p in bridge host-local loopback portmap; do install -m 0755 "/usr/lib/cni/$p" "$cni/cni/$p"; done
+printf 'FROM scratch\nCOPY . /\nENV PATH=/usr/local/bin:/bin\nENTRYPOINT ["/usr/local/bin/ferry-bridge-cni"]\n' >"$cni/Kubefile"
+
+build() { # NAME CONTEXT
+  step "ferry build -t $1"
+  "$FERRY" build --compression zstd -t "$1" "$2" >&2
+}
+images=(
+  "$REG/kube-apiserver:$K8S_VERSION kube-apiserver" "$REG/kube-controller-manager:$K8S_VERSION kube-controller-manager"
+  "$REG/kube-scheduler:$K8S_VERSION kube-scheduler" "$REG/kube-proxy:$K8S_VERSION kube-proxy"
+  "$REG/etcd:$ETCD_IMAGE_TAG etcd" "$REG/coredns:$COREDNS_VERSION coredns" "$REG/pause:$PAUSE_VERSION pause"
+  "$REG/ferry/busybox:1 busybox" "$REG/ferry/bridge-cni:v1 bridge-cni"
+)
+for pair in "${images[@]}"; do
+  build "${pair% *}" "$STAGE/components/${pair#* }"
+done
+
+# The rootfs cluster image.
+k=$STAGE/kubernetes
+cp -a "$here/kubernetes" "$k"
+sed -i -e "s/@KUBE_VERSION@/$K8S_VERSION/" -e "s/@PAUSE_VERSION@/$PAUSE_VERSION/" "$k/Kubefile"
+mkdir -p "$k/bin" "$k/cri" "$k/images/shim"
+for b in kubeadm kubelet kubectl crictl; do install -m 0755 "$BIN/$b" "$k/bin/$b"; done
+for b in containerd containerd-shim-runc-v2 ctr runc; do
+  install -m 0755 "$(readlink -f "$(command -v "$b" || echo "/usr/sbin/$b")")" "$k/cri/$b"
+done
+install -m 0755 "$(command -v docker-registry)" "$k/cri/registry"
+for pair in "${images[@]}"; do
+  case ${pair#* } in busybox | bridge-cni) continue ;; esac
+  echo "${pair% *}"
+done >"$k/images/shim/DefaultImageList"
+build "localhost/ferry/kubernetes:$K8S_VERSION" "$k"
+
+# The pod network (application image) with its images and the test workload's.
+n=$STAGE/network
+cp -a "$here/cni" "$n"
+rm -rf "$n/daemon"
+printf '%s\n' "$REG/ferry/bridge-cni:v1" "$REG/ferry/busybox:1" >"$n/images/shim/bridge-cni"
+build "localhost/ferry/network:v1" "$n"
+echo "localhost/ferry/kubernetes:$K8S_VERSION"
+echo "localhost/ferry/network:v1"
