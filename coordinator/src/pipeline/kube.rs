@@ -1,12 +1,15 @@
 //! Kubernetes steps: cluster PKI (generated once on the bastion, copied to
-//! masters), `kubeadm init` on master0, control-plane joins (sequential),
-//! the workers' VIP load balancer and worker joins.
+//! masters with the audit policy), `kubeadm init` on master0,
+//! control-plane joins (sequential), the workers' VIP load balancer and
+//! worker joins (see `kubeadm_ops` for pre-pulls, fresh join secrets and
+//! finding init/join done on the node).
 
 use std::net::{IpAddr, SocketAddrV4};
 use std::path::Path;
 
 use ferry_shared::kubeadm::{
-    BootstrapToken, ClusterFacts, JoinRole, KubeadmDocs, ca_cert_hash, certificate_key,
+    AUDIT_POLICY, AUDIT_POLICY_PATH, BootstrapToken, ClusterFacts, JoinRole, KubeadmDocs,
+    ca_cert_hash, certificate_key,
 };
 use ferry_shared::lb::{BackendKind, HealthCheck, LbSpec, RealServer, Scheduler};
 use ferry_shared::pipeline::Step;
@@ -18,6 +21,7 @@ use time::OffsetDateTime;
 
 use super::Ctx;
 use super::PipelineError;
+use super::kubeadm_ops::{self, FreshSecrets};
 use super::node::{self, Cmd, NodeRef};
 use crate::lb::LbClient;
 use crate::output::now_ms;
@@ -253,45 +257,52 @@ pub fn master_files(
     read_dir_files(&dir)
 }
 
-/// Copies a master's PKI and kubeconfigs to its /etc/kubernetes.
-pub async fn push_pki(ctx: &Ctx, n: &NodeRef, files: &[PkiFile]) -> Result<(), PipelineError> {
-    let tree: Vec<(String, Vec<u8>, u32)> = files
+/// Kubeconfigs only `kubeadm init` keeps: a joining master's kubeadm
+/// refuses an existing kubelet.conf (preflight FileAvailable) and
+/// super-admin.conf (system:masters) stays on master0, as with kubeadm.
+/// admin/controller-manager/scheduler.conf go to every master: kubeadm
+/// join reuses them after checking their CA and server.
+const MASTER0_ONLY: [&str; 2] = ["kubelet.conf", "super-admin.conf"];
+
+/// What the pki step writes under a master's /etc/kubernetes: its PKI,
+/// its kubeconfigs (minus [`MASTER0_ONLY`] on other masters) and the
+/// audit policy the ClusterConfiguration points the apiserver at.
+pub fn pki_tree(files: &[PkiFile], master0: bool) -> Vec<(String, Vec<u8>, u32)> {
+    let mut tree: Vec<(String, Vec<u8>, u32)> = files
         .iter()
+        .filter(|f| master0 || !MASTER0_ONLY.contains(&f.path.as_str()))
         .map(|f| (f.path.clone(), f.contents.as_bytes().to_vec(), f.mode))
         .collect();
+    let audit = AUDIT_POLICY_PATH.trim_start_matches("/etc/kubernetes/");
+    tree.push((audit.to_string(), AUDIT_POLICY.as_bytes().to_vec(), 0o600));
+    tree
+}
+
+/// Copies a master's PKI, kubeconfigs and audit policy to its /etc/kubernetes.
+pub async fn push_pki(ctx: &Ctx, n: &NodeRef, files: &[PkiFile]) -> Result<(), PipelineError> {
+    let tree = pki_tree(files, n.ip == ctx.master0.addr.ip);
     node::write_tree(n, &ctx.tls, &ctx.rec, Step::Pki, "/etc/kubernetes", &tree).await
 }
 
-fn kubeadm_dir(ctx: &Ctx) -> String {
-    format!("{}/kubeadm", ctx.data_dir)
-}
-
 pub async fn init_master0(ctx: &Ctx, docs: &KubeadmDocs, n: &NodeRef) -> Result<(), PipelineError> {
-    let yaml = docs
-        .init_yaml()
-        .map_err(|e| PipelineError::cluster(Step::InitMaster, e))?;
-    let path = format!("{}/kubeadm-init.yaml", kubeadm_dir(ctx));
-    node::write_file(
-        n,
-        &ctx.tls,
-        &ctx.rec,
-        Step::InitMaster,
-        &path,
-        yaml.into_bytes(),
-        0o600,
-    )
-    .await?;
-    let cmd = Cmd::new(&[
-        "kubeadm",
-        "init",
-        "--config",
-        &path,
-        "--upload-certs",
-        "--skip-token-print",
-        "--skip-certificate-key-print",
-        "--ignore-preflight-errors=SystemVerification",
-    ]);
-    node::run(n, &ctx.tls, &ctx.rec, Step::InitMaster, cmd).await?;
+    let step = Step::InitMaster;
+    if kubeadm_ops::init_done(ctx, n).await? {
+        kubeadm_ops::already_done(ctx, n, step, "kubeadm init");
+    } else {
+        kubeadm_ops::prepull(ctx, docs, n, step).await?;
+        let path = kubeadm_ops::write_init_yaml(ctx, docs, n, step).await?;
+        let cmd = Cmd::new(&[
+            "kubeadm",
+            "init",
+            "--config",
+            &path,
+            "--upload-certs",
+            "--skip-token-print",
+            "--skip-certificate-key-print",
+            "--ignore-preflight-errors=SystemVerification",
+        ]);
+        node::run(n, &ctx.tls, &ctx.rec, step, cmd).await?;
+    }
     // admin.conf: to ~/.kube/config on master0 and to the bastion state.
     let m0dir = ctx
         .state
@@ -327,9 +338,11 @@ fn ca_hash(ctx: &Ctx) -> Result<String, PipelineError> {
     ca_cert_hash(&pem).map_err(|e| PipelineError::cluster(Step::JoinMaster, e))
 }
 
+/// `kubeadm join` of one host with its batch's fresh token (and
+/// certificate key); skipped when the node is found joined already.
 pub async fn join(
     ctx: &Ctx,
-    docs: &KubeadmDocs,
+    fresh: &FreshSecrets,
     n: &NodeRef,
     master: bool,
 ) -> Result<(), PipelineError> {
@@ -338,19 +351,25 @@ pub async fn join(
     } else {
         (Step::JoinWorker, JoinRole::Worker { ip: n.ip })
     };
-    let yaml = docs
-        .join_yaml(&role, &ca_hash(ctx)?)
-        .map_err(|e| PipelineError::host(&n.host, step, e))?;
-    let path = format!("{}/kubeadm-join.yaml", kubeadm_dir(ctx));
-    node::write_file(n, &ctx.tls, &ctx.rec, step, &path, yaml.into_bytes(), 0o600).await?;
-    let cmd = Cmd::new(&[
-        "kubeadm",
-        "join",
-        "--config",
-        &path,
-        "--ignore-preflight-errors=SystemVerification",
-    ]);
-    node::run(n, &ctx.tls, &ctx.rec, step, cmd).await?;
+    if kubeadm_ops::join_done(ctx, n, step).await? {
+        kubeadm_ops::already_done(ctx, n, step, "kubeadm join");
+    } else {
+        let docs = fresh.docs(ctx).await?;
+        kubeadm_ops::prepull(ctx, &docs, n, step).await?;
+        let yaml = docs
+            .join_yaml(&role, &ca_hash(ctx)?)
+            .map_err(|e| PipelineError::host(&n.host, step, e))?;
+        let path = format!("{}/kubeadm/kubeadm-join.yaml", ctx.data_dir);
+        node::write_file(n, &ctx.tls, &ctx.rec, step, &path, yaml.into_bytes(), 0o600).await?;
+        let cmd = Cmd::new(&[
+            "kubeadm",
+            "join",
+            "--config",
+            &path,
+            "--ignore-preflight-errors=SystemVerification",
+        ]);
+        node::run(n, &ctx.tls, &ctx.rec, step, cmd).await?;
+    }
     if master {
         // A joined master talks to its own apiserver.
         node::hosts_entry(n, &ctx.tls, &ctx.rec, step, API_HOST, Some(n.ip)).await?;
@@ -396,4 +415,71 @@ pub async fn lb_sync(ctx: &Ctx, n: &NodeRef, spec: &LbSpec) -> Result<(), Pipeli
         .await
         .map_err(|e| PipelineError::host(&n.host, Step::LbSync, e))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files() -> Vec<PkiFile> {
+        [
+            "pki/ca.crt",
+            "pki/ca.key",
+            "admin.conf",
+            "super-admin.conf",
+            "controller-manager.conf",
+            "scheduler.conf",
+            "kubelet.conf",
+        ]
+        .iter()
+        .map(|p| PkiFile {
+            path: (*p).to_string(),
+            contents: format!("contents of {p}"),
+            mode: 0o600,
+        })
+        .collect()
+    }
+
+    fn paths(tree: &[(String, Vec<u8>, u32)]) -> Vec<&str> {
+        tree.iter().map(|(p, _, _)| p.as_str()).collect()
+    }
+
+    #[test]
+    fn joining_masters_get_no_kubelet_conf_and_every_master_an_audit_policy() {
+        let m0 = pki_tree(&files(), true);
+        let p0 = paths(&m0);
+        for f in [
+            "kubelet.conf",
+            "super-admin.conf",
+            "admin.conf",
+            "audit-policy.yml",
+        ] {
+            assert!(p0.contains(&f), "master0 gets {f}: {p0:?}");
+        }
+        let other = pki_tree(&files(), false);
+        let p = paths(&other);
+        assert!(
+            !p.contains(&"kubelet.conf"),
+            "kubeadm join refuses it: {p:?}"
+        );
+        assert!(!p.contains(&"super-admin.conf"), "{p:?}");
+        for f in [
+            "pki/ca.key",
+            "admin.conf",
+            "controller-manager.conf",
+            "scheduler.conf",
+        ] {
+            assert!(p.contains(&f), "joining master gets {f}: {p:?}");
+        }
+        let audit = other
+            .iter()
+            .find(|(p, _, _)| p == "audit-policy.yml")
+            .unwrap();
+        assert_eq!(audit.1, AUDIT_POLICY.as_bytes());
+        assert_eq!(
+            format!("/etc/kubernetes/{}", audit.0),
+            AUDIT_POLICY_PATH,
+            "written where the ClusterConfiguration points"
+        );
+    }
 }

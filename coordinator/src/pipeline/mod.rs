@@ -22,6 +22,7 @@ pub mod images;
 mod journal;
 mod kube;
 pub mod kube_nodes;
+mod kubeadm_ops;
 mod node;
 mod prepare;
 /// Agent addressing for commands outside a run (delete, reset).

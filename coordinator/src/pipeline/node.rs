@@ -51,8 +51,12 @@ pub struct Cmd {
     pub cwd: Option<String>,
     pub stdin: Vec<u8>,
     pub timeout: Duration,
-    /// Shown instead of the argv (e.g. a hook's label value).
+    /// Shown instead of the argv (e.g. a hook's label value, or the argv
+    /// with a secret argument masked).
     pub display: Option<String>,
+    /// The output may carry a secret (`kubeadm token create` prints the
+    /// token): no log events, no output tail in errors.
+    pub secret_output: bool,
 }
 
 impl Cmd {
@@ -64,6 +68,7 @@ impl Cmd {
             stdin: Vec::new(),
             timeout: Duration::from_secs(600),
             display: None,
+            secret_output: false,
         }
     }
 
@@ -91,6 +96,14 @@ impl Cmd {
 
     pub fn display(mut self, d: impl Into<String>) -> Self {
         self.display = Some(d.into());
+        self
+    }
+
+    /// A command with a secret argument: shown as `display`, its output
+    /// kept out of events and errors.
+    pub fn secret(mut self, display: impl Into<String>) -> Self {
+        self.display = Some(display.into());
+        self.secret_output = true;
         self
     }
 
@@ -147,6 +160,9 @@ pub async fn run(
             stdout_buf.push_str(l);
             stdout_buf.push('\n');
         }
+        if cmd.secret_output {
+            return;
+        }
         tail.push(l.to_string());
         if tail.len() > TAIL_LINES {
             tail.remove(0);
@@ -175,7 +191,12 @@ pub async fn run(
                     step,
                     command: shown.clone(),
                     outcome: o.describe(),
-                    tail: tail.join("\n"),
+                    tail: if cmd.secret_output {
+                        "(withheld: the output may hold a secret; run the command on the node)"
+                            .into()
+                    } else {
+                        tail.join("\n")
+                    },
                 });
             }
             ExecItem::Started { .. } | ExecItem::Heartbeat => {}

@@ -11,6 +11,7 @@ use ferry_shared::{EventKind, Phase};
 
 use super::ctx::{Ctx, Inputs};
 use super::journal::Recorder;
+use super::kubeadm_ops::FreshSecrets;
 use super::node::NodeRef;
 use super::{PipelineError, bootstrap, distribute, kube, prepare, writeback};
 
@@ -208,9 +209,12 @@ async fn join_masters(
         .iter()
         .filter(|m| m.addr.ip != ctx.master0.addr.ip)
         .cloned();
+    // One fresh token + certificate upload for the batch, made at the
+    // first join that runs.
+    let fresh = Arc::new(FreshSecrets::new(docs.clone(), true));
     for m in others {
         // Control-plane joins one at a time (etcd membership changes).
-        let d = docs.clone();
+        let f = fresh.clone();
         per_host(
             ctx,
             Step::JoinMaster,
@@ -218,8 +222,8 @@ async fn join_masters(
             true,
             |c, h| c.host_digest(h, "join"),
             move |c, _h, n| {
-                let d = d.clone();
-                async move { kube::join(&c, &d, &n, true).await }
+                let f = f.clone();
+                async move { kube::join(&c, &f, &n, true).await }
             },
         )
         .await?;
@@ -249,7 +253,7 @@ async fn workers(ctx: &Arc<Ctx>, docs: &Arc<KubeadmDocs>) -> Result<(), Pipeline
         },
     )
     .await?;
-    let d = docs.clone();
+    let fresh = Arc::new(FreshSecrets::new(docs.clone(), false));
     per_host(
         ctx,
         Step::JoinWorker,
@@ -257,8 +261,8 @@ async fn workers(ctx: &Arc<Ctx>, docs: &Arc<KubeadmDocs>) -> Result<(), Pipeline
         true,
         |c, h| c.host_digest(h, "join"),
         move |c, _h, n| {
-            let d = d.clone();
-            async move { kube::join(&c, &d, &n, false).await }
+            let f = fresh.clone();
+            async move { kube::join(&c, &f, &n, false).await }
         },
     )
     .await

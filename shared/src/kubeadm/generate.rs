@@ -303,6 +303,33 @@ impl KubeadmDocs {
         self.emit(kinds.iter().filter_map(|k| self.doc(k).cloned()).collect())
     }
 
+    /// The ClusterConfiguration alone (no token, no key): what `kubeadm
+    /// config images list --config` reads on any node.
+    pub fn images_yaml(&self) -> Result<String, KubeadmError> {
+        self.emit(
+            self.doc("ClusterConfiguration")
+                .cloned()
+                .into_iter()
+                .collect(),
+        )
+    }
+
+    /// The same documents with a fresh bootstrap token (and certificate
+    /// key) for a later join batch: the init-time ones expire (24 h token,
+    /// 2 h kubeadm-certs Secret).
+    pub fn with_join_secrets(
+        &self,
+        token: BootstrapToken,
+        certificate_key: Option<String>,
+    ) -> Self {
+        let mut me = self.clone();
+        me.facts.token = token;
+        if let Some(k) = certificate_key {
+            me.facts.certificate_key = k;
+        }
+        me
+    }
+
     /// The `kubeadm join --config` file for one node.
     pub fn join_yaml(&self, role: &JoinRole, ca_cert_hash: &str) -> Result<String, KubeadmError> {
         let mut join = self

@@ -17,6 +17,12 @@ pub use host_traits::HostTraits;
 pub use net::cidr_contains;
 pub use token::{BootstrapToken, ca_cert_hash, certificate_key};
 
+/// Where the default ClusterConfiguration points `--audit-policy-file`
+/// (inside the `/etc/kubernetes` hostPath volume it mounts).
+pub const AUDIT_POLICY_PATH: &str = "/etc/kubernetes/audit-policy.yml";
+/// The audit policy ferry writes there on every master before init/join.
+pub const AUDIT_POLICY: &str = include_str!("audit-policy.yml");
+
 #[derive(Debug, thiserror::Error)]
 pub enum KubeadmError {
     #[error("bootstrap token must look like [a-z0-9]{{6}}.[a-z0-9]{{16}}")]

@@ -298,3 +298,71 @@ fn a_single_host_master_is_not_tainted() {
         "dedicated"
     );
 }
+
+#[test]
+fn images_pulled_if_not_present_on_init_and_join() {
+    for v in ["v1.27.7", "v1.31.2"] {
+        let k = KubeadmDocs::new(facts(v), &[]).unwrap();
+        let d = docs(&k.init_yaml().unwrap());
+        let init = by_kind(&d, "InitConfiguration");
+        assert_eq!(init["nodeRegistration"]["imagePullPolicy"], "IfNotPresent");
+        for role in [
+            JoinRole::Master {
+                ip: "10.0.0.3".parse().unwrap(),
+            },
+            JoinRole::Worker {
+                ip: "10.0.0.4".parse().unwrap(),
+            },
+        ] {
+            let j = docs(
+                &k.join_yaml(&role, &format!("sha256:{}", "a".repeat(64)))
+                    .unwrap(),
+            );
+            let join = by_kind(&j, "JoinConfiguration");
+            assert_eq!(join["nodeRegistration"]["imagePullPolicy"], "IfNotPresent");
+        }
+    }
+}
+
+#[test]
+fn audit_policy_file_is_the_one_ferry_writes_and_is_mounted() {
+    let k = KubeadmDocs::new(facts("v1.27.7"), &[]).unwrap();
+    let d = docs(&k.init_yaml().unwrap());
+    let api = &by_kind(&d, "ClusterConfiguration")["apiServer"];
+    assert_eq!(api["extraArgs"]["audit-policy-file"], AUDIT_POLICY_PATH);
+    let mounted = api["extraVolumes"].as_sequence().unwrap().iter().any(|v| {
+        let m = v["mountPath"].as_str().unwrap();
+        AUDIT_POLICY_PATH.starts_with(&format!("{m}/")) && v["hostPath"] == v["mountPath"]
+    });
+    assert!(mounted, "{api:?}");
+    let policy: Value = serde_yaml_ng::from_str(AUDIT_POLICY).unwrap();
+    assert_eq!(policy["apiVersion"], "audit.k8s.io/v1");
+    assert_eq!(policy["kind"], "Policy");
+    let rules = policy["rules"].as_sequence().unwrap();
+    assert_eq!(rules.last().unwrap()["level"], "Metadata", "catch-all");
+    assert!(rules.iter().any(|r| {
+        r["level"] == "None"
+            && r["nonResourceURLs"]
+                .as_sequence()
+                .is_some_and(|u| u.contains(&"/healthz*".into()))
+    }));
+}
+
+#[test]
+fn images_yaml_has_no_secrets_and_join_secrets_are_replaced() {
+    let k = KubeadmDocs::new(facts("v1.27.7"), &[]).unwrap();
+    let y = k.images_yaml().unwrap();
+    assert_eq!(docs(&y).len(), 1);
+    assert!(y.contains("kind: ClusterConfiguration"));
+    assert!(!y.contains("0123456789abcdef") && !y.contains(&"ab".repeat(32)));
+    let fresh = BootstrapToken::parse("zzzzzz.aaaaaaaaaaaaaaaa").unwrap();
+    let k2 = k.with_join_secrets(fresh, Some("cd".repeat(32)));
+    let role = JoinRole::Master {
+        ip: "10.0.0.3".parse().unwrap(),
+    };
+    let j = k2
+        .join_yaml(&role, &format!("sha256:{}", "a".repeat(64)))
+        .unwrap();
+    assert!(j.contains("zzzzzz.aaaaaaaaaaaaaaaa") && j.contains(&"cd".repeat(32)));
+    assert!(!j.contains("0123456789abcdef"));
+}
