@@ -143,6 +143,11 @@ pub fn daemon(opts: &DaemonOptions) -> Result<u32, DaemonError> {
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log2);
+    // The supervisor and `serve` (and so every command the agent runs)
+    // keep a HOME even when started with a bare environment.
+    if let Some(home) = crate::home::child_home() {
+        cmd.env("HOME", home);
+    }
     let mut child = cmd.spawn().map_err(|source| DaemonError::Spawn {
         exe: PathBuf::from(crate::facts::SELF_EXE),
         source,

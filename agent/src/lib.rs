@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod events;
 pub mod exec;
 pub mod facts;
+pub mod home;
 pub mod lb;
 pub mod pidfile;
 pub mod process_group;

@@ -1,5 +1,6 @@
 //! The real `ferry-agent` binary: `version`, and `daemon` → supervisor →
-//! `serve` (restarted when killed) → `stop`.
+//! `serve` (restarted when killed) → `stop`; `HOME` for commands when the
+//! agent was started with none (as systemd starts a unit without `User=`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -9,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{alive, connect, pki};
+use common::{alive, argv, connect, pki, run};
 use ferry_proto::pb;
 use rustix::process::{Pid, Signal, kill_process};
 
@@ -216,4 +217,105 @@ fn stop_cleans_a_stale_pidfile() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("stale"), "{}", text(&out.stdout));
     assert!(!pidfile.exists());
+}
+
+/// The running user's home by an independent implementation (getent).
+fn passwd_home() -> String {
+    let uid = text(&Command::new("id").arg("-u").output().unwrap().stdout);
+    let out = Command::new("getent")
+        .args(["passwd", uid.trim()])
+        .output()
+        .unwrap();
+    text(&out.stdout).split(':').nth(5).unwrap().to_string()
+}
+
+/// `HOME=` from a process's environment block.
+fn environ_home(pid: u32) -> Option<String> {
+    let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    env.split(|b| *b == 0)
+        .find_map(|kv| kv.strip_prefix(b"HOME="))
+        .map(text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_get_a_home_when_the_agent_has_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki();
+    let tls = dir.path().join("tls");
+    pki.write_tls_dir(&tls);
+    let want = passwd_home();
+    let path = std::env::var("PATH").unwrap();
+    let serve = |port: u16, name: &str| -> Vec<String> {
+        [
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--tls-dir",
+            tls.to_str().unwrap(),
+            "--node-name",
+            name,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let echo_home = |port: u16| {
+        let pki = &pki;
+        async move {
+            let addr = format!("127.0.0.1:{port}").parse().unwrap();
+            let end = std::time::Instant::now() + common::DEADLINE;
+            let mut c = loop {
+                let ident = Some((pki.client.cert_pem.as_str(), &pki.client.key_pem));
+                match connect(addr, pki.ca.cert_pem(), ident).await {
+                    Ok(c) => break c,
+                    Err(e) => assert!(std::time::Instant::now() < end, "agent: {e}"),
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
+            let out = run(&mut c, argv(&["sh", "-c", "printf %s \"$HOME\""])).await;
+            let facts = c.facts(pb::FactsRequest {}).await.unwrap().into_inner();
+            (out.stdout(), facts.agent_pid)
+        }
+    };
+
+    // `serve` itself started without HOME: its commands still get one.
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .args(serve(port, "bare-serve"))
+        .env_clear()
+        .env("PATH", &path)
+        .spawn()
+        .unwrap();
+    let (home, _) = echo_home(port).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(home, want, "HOME of a command run by a serve without HOME");
+
+    // `daemon` started without HOME: supervisor and serve get one.
+    let pidfile = dir.path().join("agent.pid");
+    let log = dir.path().join("agent.log");
+    let port = free_port();
+    let mut args: Vec<String> = ["daemon", "--pidfile", pidfile.to_str().unwrap()]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.extend([
+        "--log-file".into(),
+        log.to_str().unwrap().into(),
+        "--".into(),
+    ]);
+    args.extend(serve(port, "bare-daemon"));
+    let out = Command::new(BIN)
+        .args(&args)
+        .env_clear()
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "daemon: {}", text(&out.stderr));
+    let (home, serve_pid) = echo_home(port).await;
+    let env_home = environ_home(serve_pid);
+    let out = agent(&["stop", "--pidfile", pidfile.to_str().unwrap()]);
+    assert!(out.status.success(), "stop: {}", text(&out.stderr));
+    assert_eq!(home, want);
+    assert_eq!(env_home.as_deref(), Some(want.as_str()), "serve's own HOME");
 }

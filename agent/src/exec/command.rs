@@ -1,6 +1,7 @@
 //! Turns an [`ExecSpec`] into a command: argv as is, script files through
 //! bash (sh where bash is missing), in the requested directory, as the
-//! leader of a new process group.
+//! leader of a new process group, with a `HOME` where the agent has none
+//! (`crate::home`).
 
 use std::io;
 use std::path::Path;
@@ -88,6 +89,10 @@ pub(super) fn command(spec: &ExecSpec) -> Result<Command, ExecError> {
             c
         }
     };
+    if let Some(home) = crate::home::child_home() {
+        // Before the spec's env, so a request's own HOME still wins.
+        cmd.env("HOME", home);
+    }
     cmd.current_dir(cwd)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .stdin(if spec.stdin.is_empty() {

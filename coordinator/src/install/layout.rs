@@ -114,6 +114,8 @@ mod tests {
         assert!(!u.contains('@'), "{u}");
         assert!(u.contains(AGENT_BIN));
         assert!(u.contains("0.0.0.0:7443"));
+        // kubectl/helm in guest commands need root's ~/.kube/config.
+        assert!(u.lines().any(|l| l == "Environment=HOME=/root"), "{u}");
     }
 
     #[test]
