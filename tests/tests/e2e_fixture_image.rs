@@ -1,10 +1,11 @@
 //! The fixture cluster image's hook scripts on a testbed node, run the way
 //! sealos runs hooks (cwd = `<rootfs>/scripts`, `bash <script> <args>`):
 //! the staged tree copied with `ferry scp`, hooks run with `ferry exec`;
-//! the REAL registry answers `/v2/` with 200 after init-registry (also on a
-//! re-run), init-cri finds it as sealos.hub:5000, init installs and starts
-//! the kubelet fixture, and the clean hooks leave no process, port or
-//! binary behind.
+//! init-registry refuses to start without `etc/registry_htpasswd`; the REAL
+//! registry answers `/v2/` with 401 without and 200 with the htpasswd's
+//! credentials (also on a re-run), init-cri finds it as sealos.hub:5000
+//! (authenticating when the env has the credentials), init installs and
+//! starts the kubelet fixture, and the clean hooks leave no process, port or binary behind.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
@@ -65,25 +66,27 @@ fn stage(out: &Path) {
     .map(|(k, v)| (k, v.to_string()))
     .collect();
     render_templates(out, &env);
+    // What the pipeline writes on the bastion from registryUsername and
+    // registryPassword (sealos: htpasswd, bcrypt).
+    let hash = bcrypt::hash("passw0rd", 10).unwrap();
+    std::fs::write(out.join("etc/registry_htpasswd"), format!("admin:{hash}\n")).unwrap();
 }
 
-fn http_code(tb: &Testbed, url: &str) -> String {
-    let out = tb
-        .exec(
-            0,
-            &[
-                "curl",
-                "-s",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                "--max-time",
-                "3",
-                url,
-            ],
-        )
-        .unwrap();
+/// The HTTP status of `url` from node 0, with curl's `extra` arguments.
+fn http_code(tb: &Testbed, url: &str, extra: &[&str]) -> String {
+    let mut argv = vec![
+        "curl",
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--max-time",
+        "3",
+    ];
+    argv.extend_from_slice(extra);
+    argv.push(url);
+    let out = tb.exec(0, &argv).unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -129,7 +132,20 @@ fn fixture_image_hooks_run_on_a_testbed_node() {
     let out = hook(&["check.sh", "/var/lib/registry"]);
     assert!(out.status.success(), "check: {}", stderr(&out));
 
-    // The real registry, started by init-registry.sh, answers /v2/.
+    // As labring's: no etc/registry_htpasswd, no registry.
+    let htpasswd = format!("{ROOTFS}/etc/registry_htpasswd");
+    tb.exec_ok(0, &["mv", &htpasswd, "/tmp/registry_htpasswd"])
+        .unwrap();
+    let out = hook(&["init-registry.sh", "/var/lib/registry", "/etc/registry"]);
+    assert!(!out.status.success(), "init-registry without htpasswd");
+    let err = format!("{}{}", common::stdout(&out), stderr(&out));
+    assert!(err.contains("registry_htpasswd is missing"), "{err}");
+    tb.exec_ok(0, &["mv", "/tmp/registry_htpasswd", &htpasswd])
+        .unwrap();
+
+    // The real registry, started by init-registry.sh, answers /v2/ with
+    // 401 without credentials and 200 with the htpasswd's.
+    let v2 = "http://127.0.0.1:5000/v2/";
     for run in ["first", "re-run"] {
         let out = hook(&["init-registry.sh", "/var/lib/registry", "/etc/registry"]);
         assert!(
@@ -137,7 +153,13 @@ fn fixture_image_hooks_run_on_a_testbed_node() {
             "init-registry ({run}): {}",
             stderr(&out)
         );
-        assert_eq!(http_code(&tb, "http://127.0.0.1:5000/v2/"), "200", "{run}");
+        assert_eq!(http_code(&tb, v2, &[]), "401", "{run}");
+        assert_eq!(
+            http_code(&tb, v2, &["-u", "admin:passw0rd"]),
+            "200",
+            "{run}"
+        );
+        assert_eq!(http_code(&tb, v2, &["-u", "admin:wrong"]), "401", "{run}");
     }
     let procs = tb
         .exec_ok(0, &["pgrep", "-c", "-f", "^/usr/bin/registry serve"])
@@ -158,6 +180,41 @@ fn fixture_image_hooks_run_on_a_testbed_node() {
     .unwrap();
     let out = hook(&["init-cri.sh", "sealos.hub", "5000"]);
     assert!(out.status.success(), "init-cri: {}", stderr(&out));
+    // With the registry credentials in the env it authenticates: 200, and
+    // credentials the registry refuses fail at once.
+    let cri_as = |user: &str, password: &str| {
+        let (u, p) = (
+            format!("registryUsername={user}"),
+            format!("registryPassword={password}"),
+        );
+        b.ferry(&[
+            "exec",
+            "--timeout",
+            "60",
+            "--cwd",
+            &scripts,
+            "-e",
+            &u,
+            "-e",
+            &p,
+            "--",
+            "bash",
+            "init-cri.sh",
+            "sealos.hub",
+            "5000",
+        ])
+    };
+    let out = cri_as("admin", "passw0rd");
+    assert!(
+        out.status.success(),
+        "init-cri with credentials: {}",
+        stderr(&out)
+    );
+    let out = cri_as("admin", "wrong-pw");
+    assert!(!out.status.success(), "init-cri with a wrong password");
+    let err = format!("{}{}", common::stdout(&out), stderr(&out));
+    assert!(err.contains("refused registryUsername 'admin'"), "{err}");
+    assert!(!err.contains("wrong-pw"), "password in the output: {err}");
     tb.exec_ok(
         0,
         &[
@@ -175,6 +232,7 @@ fn fixture_image_hooks_run_on_a_testbed_node() {
     }
     let v = tb.exec_ok(0, &["kubeadm", "--version"]).unwrap();
     assert!(v.contains("FIXTURE"), "{v}");
+
     tb.exec_ok(
         0,
         &[

@@ -4,7 +4,8 @@
 //! rootfs and patch images are laid into one mount (later images over
 //! earlier ones, like the overlay sealos mounts), each image's `registry/` into one registry tree, applications
 //! into their own mounts; then `Config` documents are applied and templates
-//! rendered with the cluster env.
+//! rendered with the cluster env, and `etc/registry_htpasswd` is written
+//! from `registryUsername`/`registryPassword` (`htpasswd.rs`).
 //!
 //! Invariant: the user's image directories are never modified; all edits
 //! happen in `~/.ferry/<cluster>/mounts/`.
@@ -20,7 +21,7 @@ use ferry_shared::pipeline::digest;
 use ferry_shared::template::TemplateData;
 use sha2::{Digest, Sha256};
 
-use super::PipelineError;
+use super::{PipelineError, htpasswd};
 use crate::image::config_apply::apply_configs;
 use crate::image::render::render_image_templates;
 
@@ -285,10 +286,11 @@ pub fn mount(
     configs: &[ConfigDoc],
     env: &BTreeMap<String, String>,
 ) -> Result<Mounts, PipelineError> {
+    let rootfs = dir.join("rootfs");
+    let previous_htpasswd = std::fs::read_to_string(rootfs.join(htpasswd::HTPASSWD)).ok();
     if dir.exists() {
         std::fs::remove_dir_all(dir).map_err(PipelineError::io("clearing", dir))?;
     }
-    let rootfs = dir.join("rootfs");
     let registry = dir.join("registry");
     std::fs::create_dir_all(&rootfs).map_err(PipelineError::io("creating", &rootfs))?;
     let mut has_registry = false;
@@ -319,6 +321,7 @@ pub fn mount(
         apply_configs(&target, name, configs).map_err(|e| bad(e.to_string()))?;
         render_image_templates(&target, &data).map_err(|e| bad(e.to_string()))?;
     }
+    htpasswd::write(&rootfs, env, previous_htpasswd.as_deref())?;
     Ok(Mounts {
         rootfs,
         registry: has_registry.then_some(registry),

@@ -17,6 +17,7 @@ mod ctx;
 mod distribute;
 mod error;
 mod host_render;
+mod htpasswd;
 pub mod image_store;
 pub mod images;
 mod journal;
