@@ -2,9 +2,12 @@
 //! labring/kubernetes layout with the real registry and the strict
 //! kubeadm/kubelet TEST FIXTURES) on the testbed: 1 master + 2 workers.
 //! Every fixture check passes (their JSON log on each node), the registry
-//! answers as `sealos.hub:5000` from every node, workers joined through the
-//! VIP, the Clusterfile says ClusterSuccess; then `reset` leaves no ferry
-//! files, hosts entries or listening ports. Prints `RUN-MEASURE` lines.
+//! answers as `sealos.hub:5000` from every node (401 without credentials,
+//! 200 with registryUsername/registryPassword), workers joined through the
+//! VIP, the Clusterfile says ClusterSuccess, exec'd commands get HOME=/root;
+//! a re-run with another env skips bootstrap, one with a changed rootfs runs
+//! it again (and check.sh refuses the live node); then `reset` leaves no
+//! ferry files, hosts entries or listening ports. Prints `RUN-MEASURE` lines.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
@@ -117,26 +120,46 @@ fn run_fixture_image_one_master_two_workers_then_reset() {
                 "worker {i} joined around the VIP: {join}"
             );
         }
-        let reg = tb
-            .exec(
-                i,
-                &[
-                    "curl",
-                    "-s",
-                    "-o",
-                    "/dev/null",
-                    "-w",
-                    "%{http_code}",
-                    "http://sealos.hub:5000/v2/",
-                ],
-            )
-            .unwrap();
-        let code = String::from_utf8_lossy(&reg.stdout).to_string();
-        assert!(
-            code == "200" || code == "401",
-            "registry via sealos.hub:5000 from node {i}: {code}"
+        // The pipeline wrote etc/registry_htpasswd from the image's
+        // registryUsername/registryPassword: auth is on and they pass.
+        let code = |extra: &[&str]| {
+            let mut argv = vec!["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}"];
+            argv.extend_from_slice(extra);
+            argv.push("http://sealos.hub:5000/v2/");
+            String::from_utf8_lossy(&tb.exec(i, &argv).unwrap().stdout).to_string()
+        };
+        assert_eq!(
+            code(&[]),
+            "401",
+            "sealos.hub:5000 without credentials, node {i}"
+        );
+        assert_eq!(
+            code(&["-u", "admin:passw0rd"]),
+            "200",
+            "sealos.hub:5000 as registryUsername/registryPassword, node {i}"
         );
     }
+    let htpasswd = tb
+        .exec_ok(0, &["cat", "/etc/registry/registry_htpasswd"])
+        .unwrap();
+    assert!(htpasswd.starts_with("admin:$2"), "bcrypt line: {htpasswd}");
+    assert!(!htpasswd.contains("passw0rd"));
+    let events = std::fs::read_to_string(state.join("events.jsonl")).unwrap();
+    assert!(
+        !events.contains("passw0rd"),
+        "registryPassword in events.jsonl"
+    );
+
+    // Guest commands find root's ~/.kube: the agent (started by `ferry
+    // agent install`, supervised, no systemd here) gives commands a HOME.
+    let out = b.ferry(&["exec", "--ips", &ip[1], "--", "sh", "-c", "echo \"$HOME\""]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let home = common::stdout(&out);
+    assert!(
+        home.lines()
+            .any(|l| l.split_whitespace().last() == Some("/root")),
+        "HOME of an exec'd command: {home}"
+    );
 
     // A re-run is a no-op per the journal.
     let (out, ev) = b.ferry_json(&args);
@@ -154,6 +177,52 @@ fn run_fixture_image_one_master_two_workers_then_reset() {
         .filter(|e| e["counters"]["content_bytes_sent"].as_u64().unwrap_or(0) > 0)
         .collect();
     assert!(moved.is_empty(), "re-run sent content: {moved:?}");
+
+    // A changed env re-mounts and re-distributes, but bootstrap (check,
+    // init-registry, init-cri, init) does not run again on live nodes —
+    // check.sh would refuse their busy ports.
+    let mut with_env = args.to_vec();
+    with_env.extend(["-e", "ferryFixtureMarker=changed"]);
+    let (out, ev) = b.ferry_json(&with_env);
+    assert!(out.status.success(), "env re-run: {}", stderr(&out));
+    let bootstraps = |ev: &[Value], kind: &str| -> Vec<String> {
+        ev.iter()
+            .filter(|e| e["phase"] == "run" && e["node"] != "" && e["kind"] == kind)
+            .filter(|e| e["message"].as_str().unwrap().starts_with("bootstrap"))
+            .map(|e| e["node"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(
+        bootstraps(&ev, "started").is_empty(),
+        "env change re-ran bootstrap"
+    );
+    let skipped = ev
+        .iter()
+        .filter(|e| e["message"] == "bootstrap: skipped (done)" && e["counters"]["skipped"] == 1)
+        .count();
+    assert_eq!(skipped, 3, "bootstrap skipped on every node");
+
+    // A changed rootfs does run bootstrap again: master0 (the registry
+    // host) first, where labring-strict check.sh refuses the running kubelet.
+    std::fs::write(
+        std::path::Path::new(image).join("etc/ferry-rootfs-marker"),
+        "changed rootfs\n",
+    )
+    .unwrap();
+    let (out, ev) = b.ferry_json(&args);
+    assert!(!out.status.success(), "a changed rootfs on a live cluster");
+    assert_eq!(bootstraps(&ev, "started"), vec![ip[0].clone()]);
+    let failed: Vec<&Value> = ev
+        .iter()
+        .filter(|e| e["kind"] == "failed" && e["node"] == ip[0].as_str())
+        .collect();
+    assert!(
+        failed.iter().any(|e| {
+            let m = e["message"].as_str().unwrap();
+            m.starts_with("bootstrap") && m.contains("port 10248 is in use")
+        }),
+        "{failed:?}"
+    );
 
     let out = b.ferry(&["reset", "-p", pw]);
     assert!(out.status.success(), "{}", common::stdout(&out));

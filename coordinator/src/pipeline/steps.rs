@@ -163,7 +163,7 @@ async fn bootstrap_all(ctx: &Arc<Ctx>, all: &[ResolvedHost]) -> Result<(), Pipel
             Step::Bootstrap,
             group,
             false,
-            |c, h| c.host_digest(h, ""),
+            |c, _| c.bootstrap_digest(),
             |c, h, n| async move { bootstrap::bootstrap(&c, &h, &n).await },
         )
         .await?;
