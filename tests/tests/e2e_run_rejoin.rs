@@ -146,10 +146,34 @@ fn rerun_after_journal_lost_init_and_join_records() {
         "-p",
         pw,
     ];
-    let (out, _) = b.ferry_json(&args);
+    // A crictl stand-in on the worker records what ferry pre-pulls.
+    tb.exec_ok(
+        1,
+        &[
+            "sh",
+            "-c",
+            "printf '#!/bin/sh\\necho \"$*\" >> /var/log/crictl-stand-in.log\\n' > /usr/bin/crictl && chmod +x /usr/bin/crictl",
+        ],
+    )
+    .unwrap();
+    let (out, ev) = b.ferry_json(&args);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(count(&tb, 0, "init"), 1);
     assert_eq!(count(&tb, 1, "join"), 1);
+    let pulls = tb
+        .exec_ok(1, &["cat", "/var/log/crictl-stand-in.log"])
+        .unwrap();
+    let pulled: Vec<&str> = pulls.lines().filter(|l| l.starts_with("pull ")).collect();
+    assert_eq!(
+        pulled.len(),
+        3,
+        "worker: kube-proxy, coredns, pause: {pulls}"
+    );
+    for name in ["/kube-proxy:", "/coredns:", "/pause:"] {
+        assert!(pulled.iter().any(|l| l.contains(name)), "{name} in {pulls}");
+    }
+    assert_eq!(progress(&ev, &ip[1], "pre-pulled 3 images").len(), 1);
+    assert_eq!(progress(&ev, &ip[0], "pre-pull skipped").len(), 1);
 
     // kubeadm ran, the journal never heard (killed before the record).
     let journal = b.home().join(".ferry/default/journal.jsonl");

@@ -109,10 +109,18 @@ pub fn already_done(ctx: &Ctx, n: &NodeRef, step: Step, what: &str) {
     );
 }
 
+/// What a worker runs of kubeadm's list: the kube-proxy DaemonSet, the
+/// sandbox, CoreDNS (scheduled anywhere); not the control plane or etcd.
+fn worker_needs(image: &str) -> bool {
+    let name = image.rsplit('/').next().unwrap_or(image);
+    let name = name.split([':', '@']).next().unwrap_or(name);
+    matches!(name, "kube-proxy" | "pause" | "coredns")
+}
+
 /// Pre-pulls the images kubeadm will need through the node's CRI:
-/// `kubeadm config images list --config <ClusterConfiguration>`, then
-/// `crictl pull` each; skipped with a progress event where the node has
-/// no `crictl` (`env` exits 127).
+/// `kubeadm config images list --config <ClusterConfiguration>` (on a
+/// worker only what [`worker_needs`]), then `crictl pull` each; skipped
+/// with a progress event where the node has no `crictl` (`env` exits 127).
 pub async fn prepull(
     ctx: &Ctx,
     docs: &KubeadmDocs,
@@ -130,6 +138,7 @@ pub async fn prepull(
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
+        .filter(|i| step != Step::JoinWorker || worker_needs(i))
         .collect();
     let has_crictl = Cmd::new(&["env", "crictl", "--version"]);
     if probe(ctx, n, step, has_crictl).await?.is_none() {
@@ -294,4 +303,31 @@ pub async fn write_init_yaml(
     )
     .await?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workers_pull_proxy_sandbox_and_dns_only() {
+        let list = [
+            "sealos.hub:5000/kube-apiserver:v1.27.7",
+            "sealos.hub:5000/kube-controller-manager:v1.27.7",
+            "sealos.hub:5000/kube-scheduler:v1.27.7",
+            "sealos.hub:5000/kube-proxy:v1.27.7",
+            "registry.k8s.io/coredns/coredns:v1.10.1",
+            "sealos.hub:5000/pause:3.9",
+            "sealos.hub:5000/etcd:3.5.12-0",
+        ];
+        let kept: Vec<&str> = list.into_iter().filter(|i| worker_needs(i)).collect();
+        assert_eq!(
+            kept,
+            [
+                "sealos.hub:5000/kube-proxy:v1.27.7",
+                "registry.k8s.io/coredns/coredns:v1.10.1",
+                "sealos.hub:5000/pause:3.9",
+            ]
+        );
+    }
 }
