@@ -120,7 +120,7 @@ mod tests {
             .unwrap()
     }
 
-    fn doc<'a>(yaml: &'a str, kind: &str) -> Value {
+    fn doc(yaml: &str, kind: &str) -> Value {
         serde_yaml_ng::Deserializer::from_str(yaml)
             .map(|d| serde::Deserialize::deserialize(d).unwrap())
             .find(|v: &Value| kind_of(v) == kind)
