@@ -245,9 +245,9 @@ async fn create_token(
     Ok(())
 }
 
-/// `kubeadm init phase upload-certs --upload-certs --certificate-key <key>
-/// --config <init yaml>` on master0 (the yaml written again: a later
-/// `ferry add` may find the data dir without it).
+/// `kubeadm init phase upload-certs --upload-certs --config <file>` on
+/// master0, the file (0600) holding the new certificate key: real kubeadm
+/// refuses `--certificate-key` beside `--config`.
 async fn upload_certs(
     ctx: &Ctx,
     docs: &KubeadmDocs,
@@ -255,20 +255,32 @@ async fn upload_certs(
     key: &str,
 ) -> Result<(), PipelineError> {
     let step = Step::JoinMaster;
-    let path = write_init_yaml(ctx, docs, m0, step).await?;
+    let yaml = docs
+        .upload_certs_yaml(key)
+        .map_err(|e| PipelineError::cluster(step, e))?;
+    let path = format!("{}/kubeadm-upload-certs.yaml", kubeadm_dir(ctx));
+    node::write_file(
+        m0,
+        &ctx.tls,
+        &ctx.rec,
+        step,
+        &path,
+        yaml.into_bytes(),
+        0o600,
+    )
+    .await?;
     let cmd = Cmd::new(&[
         "kubeadm",
         "init",
         "phase",
         "upload-certs",
         "--upload-certs",
-        "--certificate-key",
-        key,
         "--config",
         &path,
     ])
+    // kubeadm prints the certificate key: its output stays off events.
     .secret(format!(
-        "kubeadm init phase upload-certs --upload-certs --certificate-key <secret> --config {path}"
+        "kubeadm init phase upload-certs --upload-certs --config {path}"
     ));
     node::run(m0, &ctx.tls, &ctx.rec, step, cmd).await?;
     ctx.rec.step_event(

@@ -303,6 +303,26 @@ impl KubeadmDocs {
         self.emit(kinds.iter().filter_map(|k| self.doc(k).cloned()).collect())
     }
 
+    /// The `kubeadm init phase upload-certs --upload-certs --config` file:
+    /// the InitConfiguration with `key` as its certificateKey (and no
+    /// bootstrap token) and the ClusterConfiguration. kubeadm refuses
+    /// `--certificate-key` beside `--config`, so the key travels in here.
+    pub fn upload_certs_yaml(&self, key: &str) -> Result<String, KubeadmError> {
+        let mut init = self
+            .doc("InitConfiguration")
+            .cloned()
+            .ok_or_else(|| bad("InitConfiguration", "missing"))?;
+        set(&mut init, &["certificateKey"], key.into());
+        if let Value::Mapping(m) = &mut init {
+            m.remove("bootstrapTokens");
+        }
+        let cluster = self
+            .doc("ClusterConfiguration")
+            .cloned()
+            .ok_or_else(|| bad("ClusterConfiguration", "missing"))?;
+        self.emit(vec![init, cluster])
+    }
+
     /// The ClusterConfiguration alone (no token, no key): what `kubeadm
     /// config images list --config` reads on any node.
     pub fn images_yaml(&self) -> Result<String, KubeadmError> {
