@@ -6,7 +6,9 @@
 # VM test, whose kernel package tests/vm/prepare.sh fetches with
 # `apt-get download`; docker-registry for the fixture cluster image,
 # etcd-server and etcd-client for the PKI test; apache2-utils' htpasswd for
-# the registry auth test) and the musl rust target.
+# the registry auth test; containerd, runc, containernetworking-plugins,
+# iptables and conntrack for the real cluster image, packaging/real/) and
+# the musl rust target.
 set -euo pipefail
 
 need=()
@@ -14,7 +16,8 @@ for pair in sshd:openssh-server x86_64-linux-musl-gcc:musl-tools nft:nftables ip
             sudo:sudo openssl:openssl ssh-keygen:openssh-client curl:curl \
             qemu-system-x86_64:qemu-system-x86 ipvsadm:ipvsadm cpio:cpio \
             docker-registry:docker-registry etcd:etcd-server etcdctl:etcd-client \
-            htpasswd:apache2-utils; do
+            htpasswd:apache2-utils containerd:containerd runc:runc iptables:iptables \
+            conntrack:conntrack; do
   bin=${pair%%:*} pkg=${pair#*:}
   if ! command -v "$bin" >/dev/null 2>&1 && ! [ -x "/usr/sbin/$bin" ]; then
     need+=("$pkg")
@@ -24,6 +27,7 @@ done
 if ! [ -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then
   need+=(busybox-static)
 fi
+[ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
 if [ ${#need[@]} -gt 0 ]; then
   mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
   echo "setup: installing ${need[*]}"

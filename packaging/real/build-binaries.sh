@@ -13,7 +13,7 @@
 # deploys (its constants), read from the module itself.
 set -euo pipefail
 K8S_VERSION="${1:-${FERRY_K8S_VERSION:-v1.34.4}}"
-CACHE="${FERRY_REAL_CACHE:-/var/cache/ferry/real}"
+CACHE="${FERRY_REAL_CACHE:-$([ "$(id -u)" = 0 ] && echo /var/cache/ferry/real || echo "${XDG_CACHE_HOME:-$HOME/.cache}/ferry/real")}"
 OUT="$CACHE/k8s-$K8S_VERSION"
 STAMP="$OUT/.complete"
 export CGO_ENABLED=0 GOFLAGS="-mod=mod" GOTOOLCHAIN=local
@@ -65,7 +65,16 @@ components=(kubeadm kubelet kubectl kube-apiserver kube-controller-manager kube-
 pkgs=()
 for c in "${components[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
 step "building ${components[*]} (cold: tens of minutes on 2 cores; warm: seconds)"
-go build -trimpath -ldflags "-s -w $ld" -o "$OUT/bin/" "${pkgs[@]}"
+# -v names each package as it is compiled: counted into progress lines, the
+# full output kept for an error.
+log="$OUT/work/go-build.log"
+if ! go build -v -trimpath -ldflags "-s -w $ld" -o "$OUT/bin/" "${pkgs[@]}" 2>&1 |
+  tee "$log" | awk -v t0="$(date +%s)" '{ n++; if (n % 250 == 0) { printf "[build %s] %d packages compiled (%d s)\n", strftime("%T"), n, systime() - t0; fflush() } }'
+then
+  echo "build-binaries: go build failed; last lines of $log:" >&2
+  tail -n 30 "$log" >&2
+  exit 1
+fi
 
 # --- The versions that kubeadm deploys.
 const="$KDIR/cmd/kubeadm/app/constants/constants.go"

@@ -18,7 +18,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 K8S_VERSION=${1:-${FERRY_K8S_VERSION:-v1.34.4}}
 STAGE=${2:-$here/../../target/real-image/$K8S_VERSION}
 FERRY=${FERRY_BIN:-ferry}
-CACHE="${FERRY_REAL_CACHE:-/var/cache/ferry/real}/k8s-$K8S_VERSION"
+CACHE="${FERRY_REAL_CACHE:-$([ "$(id -u)" = 0 ] && echo /var/cache/ferry/real || echo "${XDG_CACHE_HOME:-$HOME/.cache}/ferry/real")}/k8s-$K8S_VERSION"
 step() { printf '[image %s] %s\n' "$(date +%T)" "$*" >&2; }
 
 bash "$here/build-binaries.sh" "$K8S_VERSION" >&2

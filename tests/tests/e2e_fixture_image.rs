@@ -388,11 +388,18 @@ fn kubeadm_fixture_init_and_join_across_testbed_nodes() {
         validity_years: SEALOS_VALIDITY_YEARS,
         kube_minor: 27,
     };
-    let files: Vec<(String, String)> = generate_all(&spec, time::OffsetDateTime::now_utc())
+    let mut files: Vec<(String, String)> = generate_all(&spec, time::OffsetDateTime::now_utc())
         .unwrap()
         .into_iter()
         .map(|f| (f.path, f.contents))
         .collect();
+    // The pki step also places the audit policy the apiserver is pointed at.
+    files.push((
+        ferry_shared::kubeadm::AUDIT_POLICY_PATH
+            .trim_start_matches("/etc/kubernetes/")
+            .to_string(),
+        ferry_shared::kubeadm::AUDIT_POLICY.to_string(),
+    ));
     let ca = files
         .iter()
         .find(|(p, _)| p == "pki/ca.crt")

@@ -13,22 +13,9 @@
 
 mod common;
 
-use common::{Bastion, fixture_log, stage_fixture_image, stderr};
+use common::{Bastion, fixture_log, stage_fixture_image, stderr, timings};
 use ferry_tests::testbed::{Testbed, TestbedConfig};
 use serde_json::Value;
-
-fn timings(ev: &[Value]) -> String {
-    let e = ev
-        .iter()
-        .rev()
-        .find(|e| {
-            e["phase"] == "run"
-                && e["node"] == ""
-                && e["message"].as_str().unwrap_or("").starts_with("timings")
-        })
-        .unwrap();
-    format!("total_ms={} {}", e["counters"]["duration_ms"], e["message"])
-}
 
 /// The distribute step's bastion-side counters for one tree (`rootfs`...).
 fn sender<'e>(ev: &'e [Value], tree: &str) -> Option<&'e Value> {

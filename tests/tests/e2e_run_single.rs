@@ -87,13 +87,7 @@ fn ferry_in_node(tb: &Testbed, args: &[&str]) -> Output {
 }
 
 fn timings(ev: &[Value]) -> &str {
-    ev.iter()
-        .rev()
-        .find(|e| {
-            e["phase"] == "run"
-                && e["node"] == ""
-                && e["message"].as_str().unwrap_or("").starts_with("timings")
-        })
+    common::timings_event(ev)
         .and_then(|e| e["message"].as_str())
         .unwrap()
 }

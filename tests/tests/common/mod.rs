@@ -11,6 +11,7 @@ use ferry_tests::testbed::Testbed;
 use serde_json::Value;
 
 pub mod agents;
+pub mod real;
 pub mod transfer;
 
 /// `target/debug/ferry`, or `FERRY_BIN`.
@@ -114,6 +115,21 @@ pub fn find<'e>(events: &'e [Value], node: &str, phase: &str, kind: &str) -> Vec
         .iter()
         .filter(|e| e["node"] == node && e["phase"] == phase && e["kind"] == kind)
         .collect()
+}
+
+/// The run's `timings ...` summary event (per-step wall time), if any.
+pub fn timings_event(ev: &[Value]) -> Option<&Value> {
+    ev.iter().rev().find(|e| {
+        e["phase"] == "run"
+            && e["node"] == ""
+            && e["message"].as_str().unwrap_or("").starts_with("timings")
+    })
+}
+
+/// `total_ms=N timings: ...` of a run, for measurement lines.
+pub fn timings(ev: &[Value]) -> String {
+    let e = timings_event(ev).expect("a timings event");
+    format!("total_ms={} {}", e["counters"]["duration_ms"], e["message"])
 }
 
 pub fn stdout(o: &Output) -> String {
