@@ -7,7 +7,7 @@
 # `apt-get download`; docker-registry for the fixture cluster image,
 # etcd-server and etcd-client for the PKI test; apache2-utils' htpasswd for
 # the registry auth test; containerd, runc, containernetworking-plugins,
-# iptables and conntrack for the real cluster image, packaging/real/) and
+# iptables, conntrack and ipset for the real cluster image, packaging/real/) and
 # the musl rust target.
 set -euo pipefail
 
@@ -17,7 +17,7 @@ for pair in sshd:openssh-server x86_64-linux-musl-gcc:musl-tools nft:nftables ip
             qemu-system-x86_64:qemu-system-x86 ipvsadm:ipvsadm cpio:cpio \
             docker-registry:docker-registry etcd:etcd-server etcdctl:etcd-client \
             htpasswd:apache2-utils containerd:containerd runc:runc iptables:iptables \
-            conntrack:conntrack; do
+            conntrack:conntrack ipset:ipset; do
   bin=${pair%%:*} pkg=${pair#*:}
   if ! command -v "$bin" >/dev/null 2>&1 && ! [ -x "/usr/sbin/$bin" ]; then
     need+=("$pkg")

@@ -26,7 +26,7 @@ BIN=$CACHE/bin
 # shellcheck source=/dev/null
 source "$CACHE/versions.env"
 REG=sealos.hub:5000
-for tool in containerd containerd-shim-runc-v2 ctr runc docker-registry busybox nft; do
+for tool in containerd containerd-shim-runc-v2 ctr runc docker-registry busybox nft ipset; do
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] ||
     { echo "build-image: $tool is not installed (bash packaging/setup.sh)" >&2; exit 1; }
 done
@@ -69,10 +69,12 @@ done
 component etcd "$ETCD_IMAGE_TAG" etcd
 component coredns "$COREDNS_VERSION" coredns /coredns
 component pause "$PAUSE_VERSION" pause /pause
-# kube-proxy drives the kernel through nft (nftables mode) or iptables.
+# kube-proxy drives the kernel through nft (nftables mode), iptables, or
+# IPVS (sealos' default where the kernel has it) with iptables and ipset.
 kp=$STAGE/components/kube-proxy
-copy_with_libs "$kp" "$(command -v nft)" /usr/sbin/xtables-nft-multi /usr/sbin/xtables-legacy-multi
-cp -a /usr/lib/x86_64-linux-gnu/xtables "$kp/usr/lib/x86_64-linux-gnu/" 2>/dev/null || true
+copy_with_libs "$kp" "$(command -v nft)" "$(command -v ipset)" /usr/sbin/xtables-nft-multi /usr/sbin/xtables-legacy-multi
+mkdir -p "$kp/usr/lib/x86_64-linux-gnu"
+cp -a /usr/lib/x86_64-linux-gnu/xtables "$kp/usr/lib/x86_64-linux-gnu/"
 for t in iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore; do
   ln -sf /usr/sbin/xtables-nft-multi "$kp/usr/sbin/$t"
   ln -sf /usr/sbin/xtables-legacy-multi "$kp/usr/sbin/${t/tables/tables-legacy}"
