@@ -114,7 +114,8 @@ fn chains_sans_usages_and_validity() {
         &pki,
     );
     assert!(
-        subj.contains("O = system:masters") && subj.contains("CN = kube-apiserver-kubelet-client"),
+        subj.contains("O = kubeadm:cluster-admins")
+            && subj.contains("CN = kube-apiserver-kubelet-client"),
         "{subj}"
     );
     let key = openssl(&["rsa", "-in", "ca.key", "-noout", "-text"], &pki);

@@ -26,6 +26,7 @@ set -eu
 log=/var/log/ferry-fixture.log
 st=/var/lib/kubeadm-fixture
 cmd=$1; shift
+sub="${1:-} ${2:-}"
 cfg=""
 while [ $# -gt 0 ]; do case $1 in --config) cfg=$2; shift 2;; *) shift;; esac; done
 serve() {
@@ -60,6 +61,15 @@ case $cmd in
   reset)
     [ -f $st/apiserver.pid ] && kill "$(cat $st/apiserver.pid)" 2>/dev/null || true
     rm -rf $st ;;
+  config)
+    # `config images list`: this image ships no container images (no
+    # crictl either), so there is nothing to pre-pull.
+    [ "$sub" = "images list" ] || { echo "fixture kubeadm: unknown config command" >&2; exit 1; } ;;
+  token)
+    # `token create <token> ...` on master0 before a join batch: the
+    # fixture's joins do not check tokens (the ferry-kube-fixtures do).
+    [ "${sub%% *}" = create ] || { echo "fixture kubeadm: unknown token command" >&2; exit 1; }
+    echo "check: token created" >> $log ;;
   *) echo "fixture kubeadm: unknown command $cmd" >&2; exit 1 ;;
 esac
 "#;
