@@ -127,11 +127,7 @@ pub async fn prepull(
     n: &NodeRef,
     step: Step,
 ) -> Result<(), PipelineError> {
-    let yaml = docs
-        .images_yaml()
-        .map_err(|e| PipelineError::host(&n.host, step, e))?;
-    let path = format!("{}/kubeadm-images.yaml", kubeadm_dir(ctx));
-    node::write_file(n, &ctx.tls, &ctx.rec, step, &path, yaml.into_bytes(), 0o600).await?;
+    let path = write_config(ctx, n, step, "kubeadm-images.yaml", docs.images_yaml()).await?;
     let list = Cmd::new(&["kubeadm", "config", "images", "list", "--config", &path]);
     let out = node::run(n, &ctx.tls, &ctx.rec, step, list).await?;
     let images: Vec<&str> = out
@@ -255,20 +251,8 @@ async fn upload_certs(
     key: &str,
 ) -> Result<(), PipelineError> {
     let step = Step::JoinMaster;
-    let yaml = docs
-        .upload_certs_yaml(key)
-        .map_err(|e| PipelineError::cluster(step, e))?;
-    let path = format!("{}/kubeadm-upload-certs.yaml", kubeadm_dir(ctx));
-    node::write_file(
-        m0,
-        &ctx.tls,
-        &ctx.rec,
-        step,
-        &path,
-        yaml.into_bytes(),
-        0o600,
-    )
-    .await?;
+    let yaml = docs.upload_certs_yaml(key);
+    let path = write_config(ctx, m0, step, "kubeadm-upload-certs.yaml", yaml).await?;
     let cmd = Cmd::new(&[
         "kubeadm",
         "init",
@@ -292,29 +276,30 @@ async fn upload_certs(
     Ok(())
 }
 
-/// Writes master0's `kubeadm init --config` file (0600: it holds the
-/// init token and certificate key); returns its path.
+/// Writes a kubeadm config file `name` (0600: most hold a token or a
+/// certificate key) into the node's kubeadm dir; returns its path.
+async fn write_config(
+    ctx: &Ctx,
+    n: &NodeRef,
+    step: Step,
+    name: &str,
+    yaml: Result<String, ferry_shared::kubeadm::KubeadmError>,
+) -> Result<String, PipelineError> {
+    let yaml = yaml.map_err(|e| PipelineError::host(&n.host, step, e))?;
+    let path = format!("{}/{name}", kubeadm_dir(ctx));
+    node::write_file(n, &ctx.tls, &ctx.rec, step, &path, yaml.into_bytes(), 0o600).await?;
+    Ok(path)
+}
+
+/// Writes master0's `kubeadm init --config` file (it holds the init token
+/// and certificate key); returns its path.
 pub async fn write_init_yaml(
     ctx: &Ctx,
     docs: &KubeadmDocs,
     m0: &NodeRef,
     step: Step,
 ) -> Result<String, PipelineError> {
-    let yaml = docs
-        .init_yaml()
-        .map_err(|e| PipelineError::cluster(step, e))?;
-    let path = format!("{}/kubeadm-init.yaml", kubeadm_dir(ctx));
-    node::write_file(
-        m0,
-        &ctx.tls,
-        &ctx.rec,
-        step,
-        &path,
-        yaml.into_bytes(),
-        0o600,
-    )
-    .await?;
-    Ok(path)
+    write_config(ctx, m0, step, "kubeadm-init.yaml", docs.init_yaml()).await
 }
 
 #[cfg(test)]
