@@ -167,7 +167,7 @@ fn real_cluster_one_master_two_workers() {
     let ip = |i: usize| setup.ip(i);
     let masters = ip(0);
     let nodes = format!("{},{}", ip(1), ip(2));
-    let (out, ev) = b.ferry_json(&[
+    let run = [
         "run",
         ROOTFS_IMAGE,
         NETWORK_IMAGE,
@@ -179,7 +179,8 @@ fn real_cluster_one_master_two_workers() {
         pw,
         "--known-hosts",
         kh,
-    ]);
+    ];
+    let (out, ev) = b.ferry_json(&run);
     assert!(out.status.success(), "ferry run failed: {}", stderr(&out));
     eprintln!("REAL-MEASURE run 1+2: {}", common::timings(&ev));
 
@@ -234,6 +235,38 @@ fn real_cluster_one_master_two_workers() {
         // containerd keys the label by host name (url.Hostname: no port).
         assert_eq!(sources, ["sealos.hub"], "node {i} content sources");
     }
+
+    // 4b. A re-run with another env on the live cluster: the real check.sh
+    // refuses the busy ports of a running node, so bootstrap must not run
+    // again (it did before: any env change re-ran it).
+    let mut rerun = run.to_vec();
+    rerun.extend_from_slice(&["-e", "ferryMarker=changed"]);
+    let (out, ev) = b.ferry_json(&rerun);
+    assert!(
+        out.status.success(),
+        "re-run with another env: {}",
+        stderr(&out)
+    );
+    let bootstrap = |kind: &str| {
+        ev.iter()
+            .filter(|e| e["kind"] == kind && e["node"] != "")
+            .filter(|e| e["message"].as_str().unwrap_or("").starts_with("bootstrap"))
+            .count()
+    };
+    assert_eq!(
+        bootstrap("started"),
+        0,
+        "bootstrap ran again on a live node"
+    );
+    let skipped = ev
+        .iter()
+        .filter(|e| e["message"] == "bootstrap: skipped (done)")
+        .count();
+    assert_eq!(skipped, 3, "bootstrap skipped on every node");
+    eprintln!(
+        "REAL-MEASURE re-run 1+2 with another env: {}",
+        common::timings(&ev)
+    );
 
     // 5. Expired join credentials: delete every bootstrap token and the
     // kubeadm-certs Secret; adds still work.
