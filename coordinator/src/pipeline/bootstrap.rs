@@ -1,13 +1,14 @@
-//! Bootstrap and guest steps on one host: `/etc/hosts` entries, the
-//! image's hooks run as sealos runs them (`cd <rootfs>/scripts && bash
-//! <label value>` with the host's env), the registry on registry hosts,
-//! and the image CMDs.
+//! The bootstrap step on one host: `/etc/hosts` entries, the image's hooks
+//! run as sealos runs them (`cd <rootfs>/scripts && bash <label value>`
+//! with the host's env) and the registry on registry hosts. The host's
+//! templates are rendered before it (`steps::render`); the image commands
+//! are the guest step (`guest`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ferry_shared::clusterfile::{ROLE_MASTER, ResolvedHost};
-use ferry_shared::image::{Hook, ImageType};
+use ferry_shared::image::Hook;
 use ferry_shared::pipeline::Step;
 
 use super::node::{self, Cmd, NodeRef};
@@ -69,7 +70,6 @@ pub async fn run_hook(
 
 pub async fn bootstrap(ctx: &Ctx, h: &ResolvedHost, n: &NodeRef) -> Result<(), PipelineError> {
     let step = Step::Bootstrap;
-    super::host_render::apply(ctx, h, n).await?;
     let env = ctx.host_env(h);
     let registry_ip = ctx.registry[0].addr.ip;
     node::hosts_entry(
@@ -131,42 +131,4 @@ pub async fn bootstrap(ctx: &Ctx, h: &ResolvedHost, n: &NodeRef) -> Result<(), P
     )
     .await?;
     run_hook(ctx, n, step, Hook::Init, &env).await
-}
-
-/// The CMDs to run on this host: (cwd, command) in image order.
-pub fn guest_commands(ctx: &Ctx, h: &ResolvedHost) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let is_master0 = h.addr.ip == ctx.master0.addr.ip;
-    for (i, img) in ctx.images.iter().enumerate() {
-        let cmds = if i == 0 && !ctx.command_override.is_empty() {
-            ctx.command_override.clone()
-        } else {
-            img.config.cmd.clone()
-        };
-        let cwd = match img.config.image_type() {
-            ImageType::Rootfs | ImageType::Patch => ctx.rootfs_dir(),
-            ImageType::Application if is_master0 => match ctx.app_dir(&img.config.name) {
-                Some(d) => d,
-                None => continue,
-            },
-            ImageType::Application => continue,
-        };
-        for c in cmds.into_iter().filter(|c| !c.trim().is_empty()) {
-            out.push((cwd.clone(), c));
-        }
-    }
-    out
-}
-
-pub async fn guest(ctx: &Ctx, h: &ResolvedHost, n: &NodeRef) -> Result<(), PipelineError> {
-    let env = ctx.host_env(h);
-    for (cwd, c) in guest_commands(ctx, h) {
-        let mut cmd = Cmd::new(&["bash", "-c", &c])
-            .cwd(&cwd)
-            .env(env.clone())
-            .display(format!("CMD {c}"));
-        cmd.timeout = Duration::from_secs(1800);
-        node::run(n, &ctx.tls, &ctx.rec, Step::Guest, cmd).await?;
-    }
-    Ok(())
 }

@@ -55,7 +55,10 @@ pub struct Ctx {
     pub kube_overlays: Vec<Value>,
     /// Init system and kernel features of the hosts (check step).
     pub host_traits: ferry_shared::kubeadm::HostTraits,
-    pub command_override: Vec<String>,
+    /// `--cmd` / `spec.command` per image ([`super::guest::command_overrides`]).
+    pub command_overrides: BTreeMap<String, Vec<String>>,
+    /// Digest of the Config documents.
+    pub configs_digest: String,
     pub data_dir: String,
     pub concurrency: usize,
     /// Digest of images + Config docs + cluster env.
@@ -107,19 +110,65 @@ impl Ctx {
             })
     }
 
-    /// The env of one host, with the SEALOS_SYS built-ins.
+    /// The rootfs env of one host (hooks, host templates): the rootfs and
+    /// patch images' ENV under the cluster layers, the host's `env`, the
+    /// SEALOS_SYS built-ins. Application images' ENV is not in it.
     pub fn host_env(&self, h: &ResolvedHost) -> BTreeMap<String, String> {
         let (mut env, _) = self.env.host_env(&h.addr.to_string(), &h.env);
-        let sys = SysEnv {
+        self.sys_env(h).apply(&mut env);
+        env
+    }
+
+    /// One image's env on host `h`: its own ENV under the cluster layers,
+    /// the host's `env` and the built-ins (never another image's ENV).
+    pub fn image_env(&self, img: &LoadedImage, h: &ResolvedHost) -> BTreeMap<String, String> {
+        let (mut env, _) = self
+            .env
+            .for_image(&img.config.env)
+            .host_env(&h.addr.to_string(), &h.env);
+        self.sys_env(h).apply(&mut env);
+        env
+    }
+
+    fn sys_env(&self, h: &ResolvedHost) -> SysEnv {
+        SysEnv {
             kube_version: Some(self.kube_version.clone()),
             sealos_version: Some(env!("CARGO_PKG_VERSION").to_string()),
             run_mode: Some(run_mode(
                 &h.roles,
                 self.arches.get(&h.addr.ip).map(String::as_str),
             )),
-        };
-        sys.apply(&mut env);
-        env
+        }
+    }
+
+    /// Inputs of the rootfs tree as distributed: the rootfs and patch
+    /// images, the Config documents and the cluster env it is rendered with.
+    pub fn rootfs_job_digest(&self) -> String {
+        let (env, _) = self.env.cluster_env();
+        digest(&[
+            "rootfs",
+            &self.bootstrap_digest(),
+            &self.configs_digest,
+            &format!("{env:?}"),
+        ])
+    }
+
+    /// Inputs of an application's tree: the image, the Config documents
+    /// and the image's own env.
+    pub fn app_job_digest(&self, img: &LoadedImage) -> String {
+        let (env, _) = self.env.for_image(&img.config.env).cluster_env();
+        digest(&[
+            "app",
+            &img.digest,
+            &self.configs_digest,
+            &format!("{env:?}"),
+        ])
+    }
+
+    /// Inputs of the registry data: every image's digest.
+    pub fn registry_job_digest(&self) -> String {
+        let all: Vec<&str> = self.images.iter().map(|i| i.digest.as_str()).collect();
+        digest(&["registry", &all.join(",")])
     }
 
     /// Digest of what a host's bootstrap depends on.

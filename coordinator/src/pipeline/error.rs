@@ -43,6 +43,14 @@ pub enum PipelineError {
     Cluster { step: Step, detail: String },
     #[error("image {image}: {detail}")]
     Image { image: String, detail: String },
+    /// An image's commands failed; the cluster itself is up.
+    #[error(
+        "image {image}: its commands failed (the cluster itself is up: ClusterSuccess, with an ApplyCommandError command condition): {source}; a re-run runs only the commands not yet done, from this image on"
+    )]
+    Guest {
+        image: String,
+        source: Box<PipelineError>,
+    },
     #[error("{what} {path}: {source}")]
     Io {
         what: &'static str,

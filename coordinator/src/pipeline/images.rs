@@ -15,7 +15,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use ferry_shared::config_doc::ConfigDoc;
-use ferry_shared::image::{ImageConfig, ImageType};
+use ferry_shared::image::{EnvLayers, ImageConfig, ImageType};
 use ferry_shared::kubefile::{Base, BuildArgs, Kubefile, RuntimeConfig};
 use ferry_shared::pipeline::digest;
 use ferry_shared::template::TemplateData;
@@ -284,8 +284,10 @@ pub fn mount(
     dir: &Path,
     images: &[LoadedImage],
     configs: &[ConfigDoc],
-    env: &BTreeMap<String, String>,
+    layers: &EnvLayers,
 ) -> Result<Mounts, PipelineError> {
+    let (env, _) = layers.cluster_env();
+    let env = &env;
     let rootfs = dir.join("rootfs");
     let previous_htpasswd = std::fs::read_to_string(rootfs.join(htpasswd::HTPASSWD)).ok();
     if dir.exists() {
@@ -295,7 +297,7 @@ pub fn mount(
     std::fs::create_dir_all(&rootfs).map_err(PipelineError::io("creating", &rootfs))?;
     let mut has_registry = false;
     let mut apps = Vec::new();
-    let data = TemplateData::from_env(env.clone());
+    let rootfs_data = TemplateData::from_env(env.clone());
     let mut ordered: Vec<&LoadedImage> = images.iter().collect();
     ordered.sort_by_key(|i| i.config.image_type());
     for (i, img) in ordered.iter().enumerate() {
@@ -319,7 +321,18 @@ pub fn mount(
             detail,
         };
         apply_configs(&target, name, configs).map_err(|e| bad(e.to_string()))?;
-        render_image_templates(&target, &data).map_err(|e| bad(e.to_string()))?;
+        // Each application renders with its own ENV (sealos' per-mount
+        // env), the rootfs tree with the rootfs and patch images' ENV.
+        let app_data;
+        let data = match img.config.image_type() {
+            ImageType::Application => {
+                app_data =
+                    TemplateData::from_env(layers.for_image(&img.config.env).cluster_env().0);
+                &app_data
+            }
+            _ => &rootfs_data,
+        };
+        render_image_templates(&target, data).map_err(|e| bad(e.to_string()))?;
     }
     htpasswd::write(&rootfs, env, previous_htpasswd.as_deref())?;
     Ok(Mounts {

@@ -79,6 +79,11 @@ impl Recorder {
         self.lock().journal.ever_done(step, host)
     }
 
+    /// Keys of `step` on `host` and its parts not undone (teardown).
+    pub fn live_keys(&self, step: Step, host: &str) -> Vec<String> {
+        self.lock().journal.live_keys(step, host)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }

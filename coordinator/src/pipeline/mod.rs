@@ -16,6 +16,7 @@ mod check;
 mod ctx;
 mod distribute;
 mod error;
+pub mod guest;
 mod host_render;
 mod htpasswd;
 pub mod image_store;

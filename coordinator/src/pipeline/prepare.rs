@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use ferry_shared::EventKind;
 use ferry_shared::clusterfile::{ROLE_MASTER, ResolvedHost};
-use ferry_shared::image::EnvLayers;
+use ferry_shared::image::{EnvLayers, ImageType, parse_env_list};
 use ferry_shared::kubeadm::{BootstrapToken, ClusterFacts, KubeadmDocs, KubeadmError};
 use ferry_shared::pipeline::check::{VipOverlap, vip_problems};
 use ferry_shared::pipeline::{Outcome, Step, digest};
@@ -47,8 +47,15 @@ pub(super) async fn prepare(
             "no rootfs image (label sealos.io.type=rootfs) among the images",
         ));
     }
+    // The rootfs tree's env: the rootfs and patch images' ENV (each
+    // application image sees its own ENV instead, sealos' per-mount env).
+    let rootfs_image_env: Vec<String> = loaded
+        .iter()
+        .filter(|i| i.config.image_type() != ImageType::Application)
+        .flat_map(|i| i.config.env.iter().cloned())
+        .collect();
     let layers = EnvLayers {
-        image: stack.merged_env(),
+        image: parse_env_list(&rootfs_image_env).0,
         spec: inp.cf.cluster.spec.env.clone(),
         cli: inp.cli_env.clone(),
     };
@@ -85,6 +92,7 @@ pub(super) async fn prepare(
     };
     let cfg_text = format!("{configs:?}");
     let img_digests: Vec<&str> = loaded.iter().map(|i| i.digest.as_str()).collect();
+    let configs_digest = digest(&[&cfg_text]);
     let base_digest = digest(&[
         &img_digests.join(","),
         &cfg_text,
@@ -99,7 +107,7 @@ pub(super) async fn prepare(
             mdir.clone(),
             loaded.clone(),
             configs.clone(),
-            cluster_env.clone(),
+            layers.clone(),
         );
         let m = tokio::task::spawn_blocking(move || images::mount(&d, &l, &c, &e))
             .await
@@ -148,7 +156,8 @@ pub(super) async fn prepare(
         vip,
         kube_overlays: overlays,
         host_traits,
-        command_override: inp.cf.cluster.spec.command.clone(),
+        command_overrides: super::guest::command_overrides(&inp.cf),
+        configs_digest,
         data_dir: super::data_dir(state.name()),
         concurrency: inp.concurrency,
         base_digest,

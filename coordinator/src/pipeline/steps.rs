@@ -6,14 +6,14 @@ use std::time::Instant;
 
 use ferry_shared::clusterfile::ResolvedHost;
 use ferry_shared::kubeadm::KubeadmDocs;
-use ferry_shared::pipeline::{Outcome, Step, digest};
+use ferry_shared::pipeline::{Outcome, Step, digest, part_key};
 use ferry_shared::{EventKind, Phase};
 
 use super::ctx::{Ctx, Inputs};
 use super::journal::Recorder;
 use super::kubeadm_ops::FreshSecrets;
 use super::node::NodeRef;
-use super::{PipelineError, bootstrap, distribute, kube, prepare, writeback};
+use super::{PipelineError, bootstrap, distribute, guest, host_render, kube, prepare, writeback};
 
 use crate::fanout;
 use crate::state::ClusterState;
@@ -91,7 +91,10 @@ async fn run_inner(
 
     let t = Instant::now();
     let all: Vec<ResolvedHost> = ctx.hosts.clone();
-    let res = bootstrap_all(&ctx, &all).await;
+    let res = match render(&ctx, &all).await {
+        Ok(()) => bootstrap_all(&ctx, &all).await,
+        Err(e) => Err(e),
+    };
     lap(timings, Step::Bootstrap, t, res)?;
 
     let t = Instant::now();
@@ -130,25 +133,36 @@ async fn run_inner(
     lap(timings, Step::JoinWorker, t, res)?;
 
     let t = Instant::now();
-    let res = per_host(
-        &ctx,
-        Step::Guest,
-        all,
-        false,
-        |c, h| {
-            let cmds = format!("{:?}", bootstrap::guest_commands(c, h));
-            c.host_digest(h, &cmds)
-        },
-        |c, h, n| async move { bootstrap::guest(&c, &h, &n).await },
-    )
-    .await;
-    lap(timings, Step::Guest, t, res)?;
-
-    let t = Instant::now();
     *cf_out = ctx.cf.clone();
     writeback::set_mounts(cf_out, &ctx);
+    let guest = guest::run_all(&ctx).await;
+    writeback::command_condition(cf_out, &guest);
+    let guest = lap(timings, Step::Guest, t, guest.map(|_| ()));
+
+    // The backup runs after a failed image command too: the cluster is up.
+    let t = Instant::now();
     let res = writeback::backup(&ctx).await;
-    lap(timings, Step::Backup, t, res)
+    lap(timings, Step::Backup, t, res)?;
+    guest
+}
+
+/// Each host's templates rendered with its env over the distributed rootfs
+/// (again whenever the tree or the host's env changed).
+async fn render(ctx: &Arc<Ctx>, all: &[ResolvedHost]) -> Result<(), PipelineError> {
+    let unit = Unit {
+        step: Step::Bootstrap,
+        part: "render",
+        once: false,
+    };
+    per_host_part(
+        ctx,
+        unit,
+        all.to_vec(),
+        |c, h| digest(&[&c.rootfs_job_digest(), &format!("{:?}", c.host_env(h))]),
+        |c, h, n| async move { host_render::apply(&c, &h, &n).await.map(|_| ()) },
+    )
+    .await
+    .map(|_| ())
 }
 
 async fn bootstrap_all(ctx: &Arc<Ctx>, all: &[ResolvedHost]) -> Result<(), PipelineError> {
@@ -283,14 +297,54 @@ where
     F: Fn(Arc<Ctx>, ResolvedHost, NodeRef) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<(), PipelineError>> + Send + 'static,
 {
+    let unit = Unit {
+        step,
+        part: "",
+        once,
+    };
+    per_host_part(ctx, unit, hosts, digest_of, f)
+        .await
+        .map(|_| ())
+}
+
+/// What [`per_host_part`] journals: `step` on each host, or one `part` of it
+/// (`<host>#<part>`); `once`: any earlier success counts (not the digest).
+#[derive(Clone, Copy)]
+pub(super) struct Unit<'a> {
+    pub step: Step,
+    pub part: &'a str,
+    pub once: bool,
+}
+
+/// [`per_host`] for one journaled part of a step (an image's commands, the
+/// host's rendered templates); returns how many hosts ran it.
+pub(super) async fn per_host_part<D, F, Fut>(
+    ctx: &Arc<Ctx>,
+    unit: Unit<'_>,
+    hosts: Vec<ResolvedHost>,
+    digest_of: D,
+    f: F,
+) -> Result<usize, PipelineError>
+where
+    D: Fn(&Ctx, &ResolvedHost) -> String,
+    F: Fn(Arc<Ctx>, ResolvedHost, NodeRef) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), PipelineError>> + Send + 'static,
+{
+    let Unit { step, part, once } = unit;
+    let label = if part.is_empty() {
+        step.as_str().to_string()
+    } else {
+        format!("{step} {part}")
+    };
     let mut todo = Vec::new();
     for h in hosts {
         let host = h.addr.to_string();
+        let key = part_key(&host, part);
         let d = digest_of(ctx, &h);
         let done = if once {
-            ctx.rec.ever_done(step, &host)
+            ctx.rec.ever_done(step, &key)
         } else {
-            ctx.rec.is_done(step, &host, &d)
+            ctx.rec.is_done(step, &key, &d)
         };
         if done {
             ctx.rec.emit(
@@ -298,7 +352,7 @@ where
                     .reporter()
                     .event(&host, Phase::Run, EventKind::Finished)
                     .counter("skipped", 1)
-                    .message(format!("{step}: skipped (done)")),
+                    .message(format!("{label}: skipped (done)")),
             );
             continue;
         }
@@ -308,23 +362,27 @@ where
         todo.push((h, n, d));
     }
     if todo.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
+    let ran = todo.len();
     let f = Arc::new(f);
     let c = ctx.clone();
+    let part = part.to_string();
     let results = fanout::for_each(todo, ctx.concurrency, move |(h, n, d)| {
-        let (c, f) = (c.clone(), f.clone());
+        let (c, f, part, label) = (c.clone(), f.clone(), part.clone(), label.clone());
         async move {
             let host = h.addr.to_string();
             let t = Instant::now();
-            c.rec.step_event(step, &host, EventKind::Started, "");
+            c.rec.step_event(step, &host, EventKind::Started, &part);
             let res = f(c.clone(), h, n).await;
             let ms = t.elapsed().as_millis() as u64;
             let (outcome, msg) = match &res {
                 Ok(()) => (Outcome::Done, String::new()),
                 Err(e) => (Outcome::Failed, e.to_string()),
             };
-            let journaled = c.rec.record(step, &host, &d, outcome, &msg);
+            let journaled = c
+                .rec
+                .record(step, &part_key(&host, &part), &d, outcome, &msg);
             let kind = if res.is_ok() {
                 EventKind::Finished
             } else {
@@ -336,9 +394,9 @@ where
                     .event(&host, Phase::Run, kind)
                     .counter("duration_ms", ms)
                     .message(if msg.is_empty() {
-                        step.as_str().to_string()
+                        label
                     } else {
-                        format!("{step}: {msg}")
+                        format!("{label}: {msg}")
                     }),
             );
             res.and(journaled)
@@ -348,7 +406,7 @@ where
     let failed: Vec<PipelineError> = results.into_iter().filter_map(Result::err).collect();
     let n = failed.len();
     match failed.into_iter().next() {
-        None => Ok(()),
+        None => Ok(ran),
         Some(e) if n == 1 => Err(e),
         Some(e) => Err(PipelineError::cluster(
             step,

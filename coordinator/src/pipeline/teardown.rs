@@ -184,12 +184,10 @@ impl Teardown {
             .into_iter()
             .filter(|s| s.per_host())
         {
-            if self.rec.ever_done(step, &host)
-                && let Err(e) = self
-                    .rec
-                    .record(step, &host, "", Outcome::Undone, "teardown")
-            {
-                problems.push(format!("journal: {e}"));
+            for key in self.rec.live_keys(step, &host) {
+                if let Err(e) = self.rec.record(step, &key, "", Outcome::Undone, "teardown") {
+                    problems.push(format!("journal: {e}"));
+                }
             }
         }
         let kind = if problems.is_empty() {

@@ -42,8 +42,10 @@ pub fn write_status(
     res: &Result<(), PipelineError>,
 ) -> Result<(), PipelineError> {
     let st = &mut cf.cluster.status;
+    // A failed image command leaves the cluster up (sealos: ClusterSuccess
+    // plus a failed command condition, written by the guest step).
     let cond = match res {
-        Ok(()) => {
+        Ok(()) | Err(PipelineError::Guest { .. }) => {
             st.phase = Some(ClusterPhase::ClusterSuccess);
             if cf.cluster.metadata.creation_timestamp.is_none() {
                 cf.cluster.metadata.creation_timestamp = Some(now());
@@ -76,6 +78,41 @@ pub fn write_status(
         st.conditions.drain(..drop);
     }
     save_clusterfile(state, cf)
+}
+
+/// The command condition of the guest step (sealos' `commandCondition`):
+/// `ApplyCommandError` naming the failed image when its commands failed,
+/// `ApplyCommandSuccess` naming the images whose commands ran; nothing when
+/// none ran. Only the newest [`MAX_CONDITIONS`] are kept.
+pub fn command_condition(cf: &mut Clusterfile, res: &Result<Vec<String>, PipelineError>) {
+    let cond = match res {
+        Ok(ran) if ran.is_empty() => return,
+        Ok(ran) => Condition {
+            kind: "ApplyCommandSuccess".into(),
+            status: "True".into(),
+            last_heartbeat_time: Some(now()),
+            images: ran.clone(),
+            reason: "Apply Command".into(),
+            message: "Applied commands successfully".into(),
+        },
+        Err(e) => Condition {
+            kind: "ApplyCommandError".into(),
+            status: "False".into(),
+            last_heartbeat_time: Some(now()),
+            images: match e {
+                PipelineError::Guest { image, .. } => vec![image.clone()],
+                _ => Vec::new(),
+            },
+            reason: "Apply Command".into(),
+            message: e.to_string(),
+        },
+    };
+    let list = &mut cf.cluster.status.command_conditions;
+    list.push(cond);
+    if list.len() > MAX_CONDITIONS {
+        let drop = list.len() - MAX_CONDITIONS;
+        list.drain(..drop);
+    }
 }
 
 /// `status.mounts` from the loaded images.

@@ -109,6 +109,16 @@ pub struct EnvLayers {
 }
 
 impl EnvLayers {
+    /// The same cluster layers over one image's own ENV instead of the
+    /// stack's (sealos: each mount's env, `lifecycle/pkg/guest`).
+    pub fn for_image(&self, image_env: &[String]) -> EnvLayers {
+        EnvLayers {
+            image: parse_env_list(image_env).0,
+            spec: self.spec.clone(),
+            cli: self.cli.clone(),
+        }
+    }
+
     /// The cluster-wide env (no host layer).
     pub fn cluster_env(&self) -> (BTreeMap<String, String>, Vec<EnvWarning>) {
         let mut env = self.image.clone();

@@ -11,13 +11,19 @@
 //! - [`env`]: env precedence image ENV < Clusterfile `spec.env` < CLI `-e`,
 //!   host env per host; `SEALOS_SYS*` keys from users dropped with a warning;
 //!   the `SEALOS_SYS_*` built-ins.
+//! - [`expand`]: `$(VAR)` expansion of CMD/ENTRYPOINT items (sealos' rules).
+//! - [`guest`]: what each image runs in the guest phase, where, in order.
 
 pub mod env;
+pub mod expand;
+pub mod guest;
 pub mod labels;
 pub mod stack;
 pub mod subst;
 
 pub use env::{EnvLayers, EnvSource, EnvWarning, SysEnv, parse_env_list, run_mode};
+pub use expand::expand;
+pub use guest::{GuestImage, GuestTarget, shell_line};
 pub use labels::{Distribution, Hook, ImageMeta, ImageType};
 pub use stack::{ImageConfig, ImageStack, StackError};
 pub use subst::substitute;

@@ -32,6 +32,22 @@ pub struct JournalRecord {
     pub message: String,
 }
 
+/// Journal key of one part of a step on a host (one image's commands, one
+/// distributed tree): `<host>#<part>`. Parts are journaled and skipped on
+/// their own; a teardown of the host undoes them with the host.
+pub fn part_key(host: &str, part: &str) -> String {
+    if part.is_empty() {
+        host.to_string()
+    } else {
+        format!("{host}#{part}")
+    }
+}
+
+/// The host a journal key belongs to (`<host>` of `<host>#<part>`).
+pub fn key_host(key: &str) -> &str {
+    key.split_once('#').map_or(key, |(h, _)| h)
+}
+
 /// `sha256:<hex>` over the parts, each length-prefixed (no ambiguity).
 pub fn digest(parts: &[&str]) -> String {
     let mut h = Sha256::new();
@@ -79,6 +95,16 @@ impl Journal {
         self.last
             .get(&(step, host.to_string()))
             .is_some_and(|r| r.outcome == Outcome::Done)
+    }
+
+    /// Every key of `step` on `host` (the host's own and its parts') whose
+    /// last record is not `undone`.
+    pub fn live_keys(&self, step: Step, host: &str) -> Vec<String> {
+        self.last
+            .iter()
+            .filter(|((s, k), r)| *s == step && key_host(k) == host && r.outcome != Outcome::Undone)
+            .map(|((_, k), _)| k.clone())
+            .collect()
     }
 
     pub fn records(&self) -> impl Iterator<Item = &JournalRecord> {

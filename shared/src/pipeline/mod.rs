@@ -8,7 +8,7 @@ mod journal;
 mod plan;
 mod step;
 
-pub use journal::{Journal, JournalRecord, Outcome, digest};
+pub use journal::{Journal, JournalRecord, Outcome, digest, key_host, part_key};
 pub use plan::{HostChange, HostPlan, Plan, host_diff};
 pub use step::Step;
 

@@ -84,3 +84,38 @@ fn diff_adds_and_removes_in_one_go() {
     let p = HostPlan::new(&d[3].0, d[3].1, &m0, 10, 5).unwrap();
     assert_eq!(p.bytes, 0);
 }
+
+#[test]
+fn parts_of_a_host_are_journaled_alone_and_undone_with_it() {
+    let rec = |key: &str, o: Outcome| JournalRecord {
+        ts_ms: 1,
+        op: "op".into(),
+        step: Step::Guest,
+        host: key.into(),
+        digest: "d".into(),
+        outcome: o,
+        message: String::new(),
+    };
+    assert_eq!(part_key("10.0.0.1:22", ""), "10.0.0.1:22");
+    let k = part_key("10.0.0.1:22", "guest:app");
+    assert_eq!(k, "10.0.0.1:22#guest:app");
+    assert_eq!(key_host(&k), "10.0.0.1:22");
+    assert_eq!(key_host("10.0.0.1:22"), "10.0.0.1:22");
+    let mut j = Journal::default();
+    j.record(rec(&k, Outcome::Done));
+    j.record(rec(&part_key("10.0.0.1:22", "guest:b"), Outcome::Failed));
+    j.record(rec(&part_key("10.0.0.10:22", "guest:app"), Outcome::Done));
+    j.record(rec(&part_key("10.0.0.1:22", "guest:gone"), Outcome::Undone));
+    assert!(j.is_done(Step::Guest, &k, "d"));
+    assert!(
+        !j.is_done(Step::Guest, "10.0.0.1:22", "d"),
+        "the host itself"
+    );
+    let mut live = j.live_keys(Step::Guest, "10.0.0.1:22");
+    live.sort();
+    assert_eq!(
+        live,
+        vec!["10.0.0.1:22#guest:app", "10.0.0.1:22#guest:b"],
+        "not another host sharing the prefix, not an undone part"
+    );
+}

@@ -41,7 +41,8 @@ fn inspect_all(
 /// The plan of applying `new` over the stored Clusterfile, and notes about
 /// images it could not size (not in the store: never pulled here).
 pub fn plan(cluster: &ClusterState, new: &Clusterfile) -> Result<(Plan, Vec<String>), CliError> {
-    let old: Vec<ResolvedHost> = match load_clusterfile(cluster)? {
+    let stored = load_clusterfile(cluster)?;
+    let old: Vec<ResolvedHost> = match &stored {
         Some(o) => o.cluster.resolved_hosts().map_err(usage)?,
         None => Vec::new(),
     };
@@ -49,7 +50,7 @@ pub fn plan(cluster: &ClusterState, new: &Clusterfile) -> Result<(Plan, Vec<Stri
     let master0 = new.cluster.master0().map_err(usage)?;
     let (mut rootfs, mut apps) = (0, 0);
     let (found, notes) = inspect_all(cluster, &new.cluster.spec.image);
-    for (_, i) in found {
+    for (_, i) in &found {
         match i.config.image_type() {
             ImageType::Application => apps += i.bytes,
             _ => rootfs += i.bytes,
@@ -59,12 +60,57 @@ pub fn plan(cluster: &ClusterState, new: &Clusterfile) -> Result<(Plan, Vec<Stri
     for (h, change) in host_diff(&old, &hosts) {
         rows.push(HostPlan::new(&h, change, &master0, rootfs, apps).map_err(usage)?);
     }
+    let mut notes: Vec<String> = notes
+        .into_iter()
+        .map(|n| format!("{n} (the sizes above leave it out)"))
+        .collect();
+    if let Some(o) = &stored {
+        installs_on_kept_hosts(&mut rows, &o.cluster.spec.image, &found, &master0);
+        if o.cluster.spec.env != new.cluster.spec.env || o.docs != new.docs {
+            notes.push("the env or the Config documents changed: kept hosts also get the re-rendered files that differ, and commands whose expanded text changed run again".into());
+        }
+    }
     let p = Plan {
         cluster: cluster.name().to_string(),
         images: new.cluster.spec.image.clone(),
         hosts: rows,
     };
     Ok((p, notes))
+}
+
+/// The kept hosts of a running cluster: only the images not in it before
+/// move and run (an application's tree and CMD on master0; a patch's tree
+/// and CMD on every host). Journaled steps with unchanged inputs are
+/// skipped, so a kept host with no new image has nothing to do.
+fn installs_on_kept_hosts(
+    rows: &mut [HostPlan],
+    old_images: &[String],
+    found: &[(String, ImageInfo)],
+    master0: &ResolvedHost,
+) {
+    let added: Vec<&(String, ImageInfo)> = found
+        .iter()
+        .filter(|(n, _)| !old_images.contains(n))
+        .collect();
+    for row in rows.iter_mut().filter(|r| r.change == HostChange::Keep) {
+        let is_master0 = row.host == master0.addr.to_string();
+        let (mut steps, mut bytes) = (Vec::new(), 0);
+        for (name, info) in &added {
+            let tree = match info.config.image_type() {
+                ImageType::Application if is_master0 => format!("distribute app:{name}"),
+                ImageType::Application => continue,
+                _ => "distribute rootfs".to_string(),
+            };
+            bytes += info.bytes;
+            steps.push(tree);
+            let has_cmd = !info.config.cmd.is_empty() || !info.config.entrypoint.is_empty();
+            if has_cmd {
+                steps.push(format!("guest {name}"));
+            }
+        }
+        row.steps = steps;
+        row.bytes = bytes;
+    }
 }
 
 /// Human: one line per host, then the notes. JSON: one object, the plan
@@ -89,16 +135,20 @@ pub fn print_plan(r: &Reporter, p: &Plan, notes: &[String]) {
             HostChange::Keep => "keep",
             HostChange::Remove => "remove",
         };
+        let steps = if h.steps.is_empty() {
+            "nothing to do".to_string()
+        } else {
+            h.steps.join(" → ")
+        };
         r.text(&format!(
-            "  {:<22} {what:<7} [{}] {} bytes: {}",
+            "  {:<22} {what:<7} [{}] {} bytes: {steps}",
             h.host,
             h.roles.join(","),
             h.bytes,
-            h.steps.join(" → ")
         ));
     }
     for n in notes {
-        r.text(&format!("note: {n} (the sizes above leave it out)"));
+        r.text(&format!("note: {n}"));
     }
 }
 

@@ -240,7 +240,7 @@ pub fn touched_hosts(journal_text: &str) -> BTreeSet<String> {
     let (j, _) = Journal::from_lines(journal_text);
     j.records()
         .filter(|r| SERVICE_STEPS.contains(&r.step) && r.outcome != Outcome::Undone)
-        .map(|r| r.host.clone())
+        .map(|r| ferry_shared::pipeline::key_host(&r.host).to_string())
         .collect()
 }
 

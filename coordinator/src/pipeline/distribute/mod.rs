@@ -8,7 +8,10 @@
 //!   blobs before repositories, nothing pruned, resumable);
 //! - application trees → master0.
 //!
-//! Hosts journaled done with the same inputs digest are skipped. A host
+//! Each tree is journaled per host (`<host>#rootfs`, `#registry`,
+//! `#app:<image>`) with a digest of its inputs (images, Config documents,
+//! the env it is rendered with) and skipped where done with the same
+//! inputs: an application added later moves to master0 alone. A host
 //! that fails (connect, relay, commit) is reported alone; the others
 //! finish and are journaled done, so a re-run sends only what it misses.
 
@@ -18,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferry_shared::clusterfile::ResolvedHost;
-use ferry_shared::pipeline::{Outcome as Journaled, Step};
+use ferry_shared::pipeline::{Outcome as Journaled, Step, part_key};
 use ferry_shared::transfer::{Topology, counters as c};
 use ferry_shared::{EventKind, Phase};
 use tonic::transport::Channel;
@@ -34,9 +37,9 @@ const STEP: Step = Step::Distribute;
 
 /// One host of the step.
 struct HostRun {
-    h: ResolvedHost,
     node: NodeRef,
-    digest: String,
+    /// The trees this host still needs: (journal part, inputs digest).
+    parts: Vec<(String, String)>,
     started: Instant,
     /// Channel and `ip:port` of its agent, once connected.
     agent: Option<(Channel, String)>,
@@ -45,12 +48,73 @@ struct HostRun {
     err: Option<PipelineError>,
 }
 
+/// One tree of the step: its journal part, inputs digest, and where it goes.
+struct Tree {
+    part: String,
+    digest: String,
+    label: String,
+    local: std::path::PathBuf,
+    dest: String,
+    registry: bool,
+    to: fn(&Ctx, &ResolvedHost) -> bool,
+}
+
+fn trees(ctx: &Ctx) -> Vec<Tree> {
+    let mut out = vec![Tree {
+        part: "rootfs".into(),
+        digest: ctx.rootfs_job_digest(),
+        label: "rootfs".into(),
+        local: ctx.mounts.rootfs.clone(),
+        dest: ctx.rootfs_dir(),
+        registry: false,
+        to: |_, _| true,
+    }];
+    if let Some(p) = &ctx.mounts.registry {
+        out.push(Tree {
+            part: "registry".into(),
+            digest: ctx.registry_job_digest(),
+            label: "registry".into(),
+            local: p.clone(),
+            dest: format!("{}/registry", ctx.data_dir),
+            registry: true,
+            to: |c, h| c.registry.iter().any(|r| r.addr.ip == h.addr.ip),
+        });
+    }
+    for (name, p) in &ctx.mounts.apps {
+        let (Some(dest), Some(img)) = (
+            ctx.app_dir(name),
+            ctx.images.iter().find(|i| &i.config.name == name),
+        ) else {
+            continue;
+        };
+        out.push(Tree {
+            part: format!("app:{name}"),
+            digest: ctx.app_job_digest(img),
+            label: format!("app {name}"),
+            local: p.clone(),
+            dest,
+            registry: false,
+            to: |c, h| h.addr.ip == c.master0.addr.ip,
+        });
+    }
+    out
+}
+
+/// Each tree goes to the hosts it is for whose journal lacks it with the
+/// same inputs: a new application moves to master0 alone, a plain re-run
+/// moves nothing.
 pub async fn distribute_all(ctx: &Arc<Ctx>, topology: Topology) -> Result<(), PipelineError> {
+    let trees = trees(ctx);
     let mut runs = Vec::new();
     for h in &ctx.hosts {
         let host = h.addr.to_string();
-        let digest = ctx.host_digest(h, "distribute");
-        if ctx.rec.is_done(STEP, &host, &digest) {
+        let parts: Vec<(String, String)> = trees
+            .iter()
+            .filter(|t| (t.to)(ctx, h))
+            .filter(|t| !ctx.rec.is_done(STEP, &part_key(&host, &t.part), &t.digest))
+            .map(|t| (t.part.clone(), t.digest.clone()))
+            .collect();
+        if parts.is_empty() {
             ctx.rec.emit(
                 ctx.rec
                     .reporter()
@@ -64,9 +128,8 @@ pub async fn distribute_all(ctx: &Arc<Ctx>, topology: Topology) -> Result<(), Pi
             return Err(PipelineError::host(&host, STEP, "no agent for this host"));
         };
         runs.push(HostRun {
-            h: h.clone(),
             node,
-            digest,
+            parts,
             started: Instant::now(),
             agent: None,
             content_sent: 0,
@@ -77,40 +140,23 @@ pub async fn distribute_all(ctx: &Arc<Ctx>, topology: Topology) -> Result<(), Pi
     if runs.is_empty() {
         return Ok(());
     }
-    // Hash only what the hosts still to do need, before touching them.
-    let all: Vec<usize> = (0..runs.len()).collect();
-    let pick = |f: &dyn Fn(&ResolvedHost) -> bool| -> Vec<usize> {
-        all.iter().copied().filter(|i| f(&runs[*i].h)).collect()
-    };
-    let reg_idx = pick(&|h| ctx.registry.iter().any(|r| r.addr.ip == h.addr.ip));
-    let m0 = pick(&|h| h.addr.ip == ctx.master0.addr.ip);
-    let mut jobs = vec![(
-        all.clone(),
-        hash(&ctx.mounts.rootfs, &ctx.rootfs_dir(), false).await?,
-        "rootfs".to_string(),
-    )];
-    if let Some(p) = &ctx.mounts.registry
-        && !reg_idx.is_empty()
-    {
-        let dst = format!("{}/registry", ctx.data_dir);
-        jobs.push((reg_idx, hash(p, &dst, true).await?, "registry".into()));
-    }
-    if !m0.is_empty() {
-        for (name, p) in &ctx.mounts.apps {
-            if let Some(dst) = ctx.app_dir(name) {
-                jobs.push((
-                    m0.clone(),
-                    hash(p, &dst, false).await?,
-                    format!("app {name}"),
-                ));
-            }
+    // Hash only the trees some host still needs, before touching hosts.
+    let mut jobs = Vec::new();
+    for t in &trees {
+        let idx: Vec<usize> = (0..runs.len())
+            .filter(|i| runs[*i].parts.iter().any(|(p, _)| p == &t.part))
+            .collect();
+        if !idx.is_empty() {
+            let job = hash(&t.local, &t.dest, t.registry).await?;
+            jobs.push((idx, job, t.label.clone()));
         }
     }
 
     for r in &mut runs {
         r.started = Instant::now();
+        let parts: Vec<&str> = r.parts.iter().map(|(p, _)| p.as_str()).collect();
         ctx.rec
-            .step_event(STEP, &r.node.host, EventKind::Started, "");
+            .step_event(STEP, &r.node.host, EventKind::Started, &parts.join(", "));
     }
     connect_all(ctx, &mut runs).await;
     for (idx, job, label) in &jobs {
@@ -254,7 +300,13 @@ fn finish(ctx: &Ctx, runs: Vec<HostRun>) -> Result<(), PipelineError> {
             None => (Journaled::Done, String::new()),
             Some(e) => (Journaled::Failed, e.to_string()),
         };
-        let journaled = ctx.rec.record(STEP, &host, &r.digest, outcome, &msg);
+        let mut journaled = Ok(());
+        for (part, digest) in &r.parts {
+            let j = ctx
+                .rec
+                .record(STEP, &part_key(&host, part), digest, outcome, &msg);
+            journaled = journaled.and(j);
+        }
         let ev = ctx
             .rec
             .reporter()
