@@ -71,8 +71,43 @@
 //! AND, `||` OR; a leading `v` and missing minor/patch are accepted;
 //! pre-release versions match only comparators that carry a pre-release, by
 //! precedence, as Masterminds does); hyphen ranges are not supported.
+//!
+//! # Go fidelity
+//! Checked byte for byte against Go's own `text/template` by
+//! `shared/tests/template_go_oracle.rs` (a standard-library Go program over
+//! the corpus in `shared/tests/go-oracle/corpus/`). Before gtmpl-ng parses a
+//! template, `go_syntax` runs Go's lexer over its actions and rewrites the
+//! constants to what Go makes of them: raw strings verbatim, interpreted
+//! strings by `strconv.Unquote` (every escape Go accepts, `"\'"` refused),
+//! character constants and integers (`0x1F`, `0o17`, `017`, `0b1`, `1_000`)
+//! as `int`, floats (`1.0`, `1e3`, `.5`, `0x1p4`) as `float64` even when whole,
+//! an integer beyond `int` an execution error, and `{{else with}}` (Go 1.23).
+//! Go's built-ins that gtmpl-ng differs on are replaced: `eq`/`ne`/`lt`/
+//! `le`/`gt`/`ge` with Go's kinds (an `int` and a `float64`, or a string and
+//! a number, are an error), `not` (a float zero is false), `len`/`index`/
+//! `slice` on a string's bytes, `index` of a missing key giving the map's
+//! zero value (`""` for the env, Go's `map[string]string`), and `html`/`js`/
+//! `urlquery` printing a missing value as `<no value>`.
+//!
+//! Go strings may hold bytes that are not UTF-8 (`"\xff"`, `slice` through a
+//! character). ferry keeps each such byte as a reserved code point
+//! (`U+10FF80 + byte - 0x80`; a template or data containing one is refused)
+//! and writes it as the byte: [`render_bytes`] returns Go's exact bytes,
+//! [`render`] fails with [`TemplateError::NotUtf8`] when the output is not
+//! UTF-8. `printf` of such a value supports a plain `%s`, `%v`, `%q`, `%x`,
+//! `%X` and refuses flags, width and precision.
+//!
+//! Known differences from Go's `text/template` (each pinned by a `known-*`
+//! oracle case): a float zero is true in `if`/`with`/`and`/`or` (gtmpl-ng's
+//! truth; only constants and `fromYaml`/`fromJson` numbers are floats); a
+//! byte from `index` is an `int` for `%T` (Go: `uint8`); complex constants
+//! (`1i`) are refused; `printf` with flags, width or precision on bytes that
+//! are not UTF-8 is refused. Positions in gtmpl-ng's parse errors refer to
+//! the rewritten text.
 
 mod funcs;
+mod go_bytes;
+mod go_syntax;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -85,6 +120,20 @@ pub enum TemplateError {
     Parse { name: String, message: String },
     #[error("template {name}: execution error: {message}")]
     Exec { name: String, message: String },
+    #[error(
+        "template {name}: {what} contains U+{code:X}, a code point ferry reserves for \
+         bytes that are not UTF-8"
+    )]
+    Reserved {
+        name: String,
+        what: &'static str,
+        code: u32,
+    },
+    #[error(
+        "template {name}: the output is not valid UTF-8 (Go writes such bytes as they are; \
+         render_bytes returns them)"
+    )]
+    NotUtf8 { name: String },
 }
 
 /// The data a template sees as `.`.
@@ -112,7 +161,8 @@ impl TemplateData {
         self
     }
 
-    fn to_value(&self) -> Value {
+    /// The env as a value (Go's `map[string]string`), and the whole data.
+    fn to_values(&self) -> (HashMap<String, Value>, Value) {
         let env: HashMap<String, Value> = self
             .env
             .iter()
@@ -120,24 +170,81 @@ impl TemplateData {
             .collect();
         let mut top = env.clone();
         if self.with_env_key {
-            top.insert("Env".to_owned(), Value::Map(env));
+            top.insert("Env".to_owned(), Value::Map(env.clone()));
         }
         if let Some(values) = &self.values {
             top.insert("Values".to_owned(), funcs::json_to_value(values));
         }
-        Value::Map(top)
+        (env, Value::Map(top))
+    }
+
+    /// The first reserved code point (see [`go_bytes`]) in the data.
+    fn find_reserved(&self) -> Option<char> {
+        fn in_json(v: &serde_json::Value) -> Option<char> {
+            match v {
+                serde_json::Value::String(s) => go_bytes::find_reserved(s),
+                serde_json::Value::Array(a) => a.iter().find_map(in_json),
+                serde_json::Value::Object(m) => m
+                    .iter()
+                    .find_map(|(k, v)| go_bytes::find_reserved(k).or_else(|| in_json(v))),
+                _ => None,
+            }
+        }
+        self.env
+            .iter()
+            .find_map(|(k, v)| go_bytes::find_reserved(k).or_else(|| go_bytes::find_reserved(v)))
+            .or_else(|| self.values.as_ref().and_then(in_json))
     }
 }
 
 /// Renders `text` (named `name` in errors) with `data`.
+///
+/// Fails with [`TemplateError::NotUtf8`] where Go would write bytes that
+/// are not UTF-8 (`{{ "\xff" }}`, `slice` through a character); use
+/// [`render_bytes`] for those.
 pub fn render(name: &str, text: &str, data: &TemplateData) -> Result<String, TemplateError> {
+    let out = render_go_string(name, text, data)?;
+    if !go_bytes::has_bytes(&out) {
+        return Ok(out);
+    }
+    String::from_utf8(go_bytes::to_bytes(&out).into_owned()).map_err(|_| TemplateError::NotUtf8 {
+        name: name.to_owned(),
+    })
+}
+
+/// Renders `text` like [`render`], as the bytes Go's `text/template` writes.
+pub fn render_bytes(name: &str, text: &str, data: &TemplateData) -> Result<Vec<u8>, TemplateError> {
+    let out = render_go_string(name, text, data)?;
+    Ok(go_bytes::to_bytes(&out).into_owned())
+}
+
+/// The rendered text, bytes that are not UTF-8 as byte chars.
+fn render_go_string(name: &str, text: &str, data: &TemplateData) -> Result<String, TemplateError> {
+    let reserved = |what, c: char| TemplateError::Reserved {
+        name: name.to_owned(),
+        what,
+        code: u32::from(c),
+    };
+    if let Some(c) = go_bytes::find_reserved(text) {
+        return Err(reserved("the template", c));
+    }
+    if let Some(c) = data.find_reserved() {
+        return Err(reserved("the data", c));
+    }
+    let rewritten = go_syntax::rewrite(text).map_err(|e| TemplateError::Parse {
+        name: name.to_owned(),
+        message: format!("line {}: {}", e.line, e.error),
+    })?;
     let mut tmpl = Template::with_name(name);
     tmpl.add_funcs(funcs::FUNCS);
-    tmpl.parse(text).map_err(|e| TemplateError::Parse {
+    tmpl.add_funcs(funcs::GO_BUILTINS);
+    tmpl.parse(rewritten).map_err(|e| TemplateError::Parse {
         name: name.to_owned(),
         message: e.to_string(),
     })?;
-    tmpl.render(&Context::from(data.to_value()))
+    let (env, value) = data.to_values();
+    let _string_map = funcs::StringMapScope::enter(env);
+    tmpl.render(&Context::from(value))
         .map_err(|e| TemplateError::Exec {
             name: name.to_owned(),
             message: e.to_string(),
@@ -153,5 +260,7 @@ pub fn output_name(file_name: &str) -> Option<&str> {
         .filter(|s| !s.is_empty())
 }
 
+#[cfg(test)]
+mod go_fidelity_tests;
 #[cfg(test)]
 mod tests;

@@ -1,8 +1,10 @@
 //! The sprig/sealos functions registered on every template, with sprig's
 //! argument order (the piped value comes last).
 
+mod compare;
 mod decode;
 mod encode;
+mod go_builtins;
 mod json_go;
 mod lists;
 mod net;
@@ -12,9 +14,31 @@ mod toml_go;
 mod yaml_emit;
 mod yaml_resolve;
 
-use gtmpl_ng::{Func, FuncError, Number, Value};
+use gtmpl_ng::{Func, FuncError, Number, NumberKind, Value};
 
 pub(super) use encode::json_to_value;
+pub(super) use go_builtins::StringMapScope;
+
+/// Go's built-ins where gtmpl-ng's differ from Go (they replace gtmpl-ng's),
+/// and the functions constants are rewritten to.
+pub(super) static GO_BUILTINS: &[(&str, Func)] = &[
+    ("eq", compare::eq as Func),
+    ("ne", compare::ne),
+    ("lt", compare::lt),
+    ("le", compare::le),
+    ("gt", compare::gt),
+    ("ge", compare::ge),
+    ("len", go_builtins::len),
+    ("index", go_builtins::index),
+    ("slice", go_builtins::slice),
+    ("html", go_builtins::html),
+    ("js", go_builtins::js),
+    ("urlquery", go_builtins::urlquery),
+    ("printf", go_builtins::printf),
+    ("not", go_builtins::not),
+    (super::go_syntax::FLOAT_FUNC, go_builtins::float_constant),
+    (super::go_syntax::OVERFLOW_FUNC, go_builtins::int_overflow),
+];
 
 pub(super) static FUNCS: &[(&str, Func)] = &[
     ("default", lists::default as Func),
@@ -113,7 +137,10 @@ fn type_name(v: &Value) -> &'static str {
         Value::Object(_) | Value::Map(_) => "map[string]interface {}",
         Value::Array(_) => "[]interface {}",
         Value::Function(_) => "func",
-        Value::Number(_) => "int",
+        Value::Number(n) => match n.kind() {
+            NumberKind::Float(_) => "float64",
+            NumberKind::Signed(_) | NumberKind::Unsigned(_) => "int",
+        },
     }
 }
 

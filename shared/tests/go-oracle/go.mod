@@ -1,0 +1,3 @@
+module ferry.local/template-oracle
+
+go 1.23
