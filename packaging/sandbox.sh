@@ -63,6 +63,7 @@ bash packaging/real/build-binaries.sh
 echo "== ferry build: control-plane images, the cluster image and the pod network (store $HOME_DIR/images)"
 mapfile -t IMAGES < <(env -u FERRY_DATA_ROOT FERRY_HOME="$HOME_DIR" FERRY_BIN="$FERRY" \
   bash packaging/real/build-image.sh "${FERRY_K8S_VERSION:-v1.34.4}" "$HOME_DIR/stage" 2>/dev/null)
+IMAGES=("${IMAGES[@]:0:2}")   # the cluster image and the pod network (helm and the chart apps follow)
 up 3 --kube
 echo "== ferry run ${IMAGES[*]} --masters ${IPS[0]} --nodes ${IPS[1]},${IPS[2]}"
 ferry run "${IMAGES[@]}" --masters "${IPS[0]}" --nodes "${IPS[1]},${IPS[2]}" --known-hosts "$HOME_DIR/known_hosts"

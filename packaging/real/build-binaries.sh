@@ -5,26 +5,22 @@
 #     kube-controller-manager,kube-scheduler,kube-proxy,etcd,coredns,crictl,pause}
 # A warm run (binaries present and stamped) returns at once. GOMODCACHE is
 # the Go default and is kept (a second version reuses most modules). The
-# build cache is private to this build ($CACHE/go-build, ~4.5 GB) and
-# removed once the binaries are stamped, so the disk holds only what the
-# tests use; a failed build keeps it for the retry.
+# build cache is private to this build ($FERRY_REAL_CACHE/go-build,
+# ~4.5 GB) and removed once the binaries are stamped, so the disk holds only
+# what the tests use; a failed build keeps it for the retry. lib.sh has the
+# cache root and the Go settings.
 #
 #   bash packaging/real/build-binaries.sh [K8S_VERSION]     (default v1.34.4)
 #
 # Versions of etcd, coredns, cri-tools and pause follow what that kubeadm
 # deploys (its constants), read from the module itself.
 set -euo pipefail
+# shellcheck source=packaging/real/lib.sh
+source "$(dirname "$0")/lib.sh"
 K8S_VERSION="${1:-${FERRY_K8S_VERSION:-v1.34.4}}"
-CACHE="${FERRY_REAL_CACHE:-$([ "$(id -u)" = 0 ] && echo /var/cache/ferry/real || echo "${XDG_CACHE_HOME:-$HOME/.cache}/ferry/real")}"
-OUT="$CACHE/k8s-$K8S_VERSION"
-STAMP="$OUT/.complete"
-export CGO_ENABLED=0 GOFLAGS="-mod=mod" GOTOOLCHAIN=local
-export GOCACHE="$CACHE/go-build"
-
-if [[ -f "$STAMP" ]]; then
-  echo "real binaries $K8S_VERSION: cached in $OUT/bin"
-  exit 0
-fi
+OUT="$REAL_CACHE/k8s-$K8S_VERSION"
+exit_if_stamped "$OUT" "real binaries $K8S_VERSION"
+go_env "$REAL_CACHE/go-build"
 command -v go >/dev/null || { echo "build-binaries: go is not installed (needed to build Kubernetes $K8S_VERSION)" >&2; exit 1; }
 
 step() { printf '[build %s] %s\n' "$(date +%T)" "$*"; }
@@ -68,16 +64,7 @@ components=(kubeadm kubelet kubectl kube-apiserver kube-controller-manager kube-
 pkgs=()
 for c in "${components[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
 step "building ${components[*]} (cold: tens of minutes on 2 cores; warm: seconds)"
-# -v names each package as it is compiled: counted into progress lines, the
-# full output kept for an error.
-log="$OUT/work/go-build.log"
-if ! go build -v -trimpath -ldflags "-s -w $ld" -o "$OUT/bin/" "${pkgs[@]}" 2>&1 |
-  tee "$log" | awk -v t0="$(date +%s)" '{ n++; if (n % 250 == 0) { printf "[build %s] %d packages compiled (%d s)\n", strftime("%T"), n, systime() - t0; fflush() } }'
-then
-  echo "build-binaries: go build failed; last lines of $log:" >&2
-  tail -n 30 "$log" >&2
-  exit 1
-fi
+go_build_progress build 250 "$OUT/work/go-build.log" -trimpath -ldflags "-s -w $ld" -o "$OUT/bin/" "${pkgs[@]}"
 
 # --- The versions that kubeadm deploys.
 const="$KDIR/cmd/kubeadm/app/constants/constants.go"
@@ -114,8 +101,6 @@ PAUSE_VERSION=$pause_version
 CRICTL_VERSION=$crictl_version
 ENV
 rm -rf "$OUT/work"
-touch "$STAMP"
-chmod -R u+w "$GOCACHE" 2>/dev/null || true
-rm -rf "$GOCACHE"
+stamp "$OUT"
 step "done in $(( $(date +%s) - start )) s: $OUT/bin"
 ls -la "$OUT/bin"

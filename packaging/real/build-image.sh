@@ -8,20 +8,29 @@
 #   localhost/ferry/kubernetes:<k8s>  the rootfs cluster image (labring layout;
 #                                     its registry/ holds the images above)
 #   localhost/ferry/network:v1        the pod network (application image)
+#   localhost/ferry/helm:<helm>       helm, as labring/helm (application image)
+#   localhost/ferry/hello-a:v1, localhost/ferry/hello-b:v1
+#                                     chart apps in labring's layout
 #
 #   FERRY_BIN=target/debug/ferry bash packaging/real/build-image.sh [K8S_VERSION] [STAGE_DIR]
 #
-# The binaries come from build-binaries.sh (cached by version). Prints the
-# two image names, rootfs first.
+# The binaries come from build-binaries.sh and build-helm.sh (cached by
+# version; FERRY_HELM_VERSION picks helm's). Prints the image names, one a
+# line: rootfs, network, helm, hello-a, hello-b.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 K8S_VERSION=${1:-${FERRY_K8S_VERSION:-v1.34.4}}
 STAGE=${2:-$here/../../target/real-image/$K8S_VERSION}
 FERRY=${FERRY_BIN:-ferry}
-CACHE="${FERRY_REAL_CACHE:-$([ "$(id -u)" = 0 ] && echo /var/cache/ferry/real || echo "${XDG_CACHE_HOME:-$HOME/.cache}/ferry/real")}/k8s-$K8S_VERSION"
+HELM_VERSION=${FERRY_HELM_VERSION:-v3.21.4}   # build-helm.sh's default
+# shellcheck source=packaging/real/lib.sh
+source "$here/lib.sh"
+CACHE=$REAL_CACHE/k8s-$K8S_VERSION
 step() { printf '[image %s] %s\n' "$(date +%T)" "$*" >&2; }
 
 bash "$here/build-binaries.sh" "$K8S_VERSION" >&2
+bash "$here/build-helm.sh" "$HELM_VERSION" >&2
+HELM=$REAL_CACHE/helm-$HELM_VERSION/bin/helm
 BIN=$CACHE/bin
 # shellcheck source=/dev/null
 source "$CACHE/versions.env"
@@ -129,5 +138,29 @@ cp -a "$here/cni" "$n"
 rm -rf "$n/daemon"
 printf '%s\n' "$REG/ferry/bridge-cni:v1" "$REG/ferry/busybox:1" >"$n/images/shim/bridge-cni"
 build "localhost/ferry/network:v1" "$n"
+
+# helm as labring/helm ships it: opt/helm, installed on master0 by its CMD.
+h=$STAGE/helm
+cp -a "$here/helm" "$h"
+install -D -m 0755 "$HELM" "$h/opt/helm"
+build "localhost/ferry/helm:$HELM_VERSION" "$h"
+
+# Two chart apps in labring's layout: the chart ../charts/hello as
+# charts/<app>, images/shim naming the busybox image (collected into
+# registry/), the canonical CMD with the app's own NAME/NAMESPACE/CHARTS/
+# HELM_OPTS.
+for app in hello-a hello-b; do
+  a=$STAGE/$app
+  cp -a "$here/charts/$app" "$a"
+  mkdir -p "$a/charts"
+  cp -a "$here/charts/hello" "$a/charts/$app"
+  sed -i "s/^name: hello\$/name: $app/" "$a/charts/$app/Chart.yaml"
+  "$HELM" template "$app" "$a/charts/$app" >/dev/null ||
+    { echo "build-image: helm template of $a/charts/$app failed (see above; fix packaging/real/charts/hello)" >&2; exit 1; }
+  build "localhost/ferry/$app:v1" "$a"
+done
 echo "localhost/ferry/kubernetes:$K8S_VERSION"
 echo "localhost/ferry/network:v1"
+echo "localhost/ferry/helm:$HELM_VERSION"
+echo "localhost/ferry/hello-a:v1"
+echo "localhost/ferry/hello-b:v1"
