@@ -378,8 +378,8 @@ pub(super) fn float_constant(args: &[Value]) -> Result<Value, FuncError> {
     }
 }
 
-/// An integer constant only a uint64 holds: Go fails when evaluating it.
-pub(super) fn int_overflow(args: &[Value]) -> Result<Value, FuncError> {
-    let text = args.first().map(Value::to_string).unwrap_or_default();
-    Err(generic(format!("{text} overflows int")))
+/// A constant Go fails on when evaluating it: fails with the message.
+pub(super) fn fail(args: &[Value]) -> Result<Value, FuncError> {
+    let message = args.first().map(Value::to_string).unwrap_or_default();
+    Err(generic(message))
 }

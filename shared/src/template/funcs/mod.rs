@@ -37,7 +37,7 @@ pub(super) static GO_BUILTINS: &[(&str, Func)] = &[
     ("printf", go_builtins::printf),
     ("not", go_builtins::not),
     (super::go_syntax::FLOAT_FUNC, go_builtins::float_constant),
-    (super::go_syntax::OVERFLOW_FUNC, go_builtins::int_overflow),
+    (super::go_syntax::FAIL_FUNC, go_builtins::fail),
 ];
 
 pub(super) static FUNCS: &[(&str, Func)] = &[

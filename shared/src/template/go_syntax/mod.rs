@@ -11,8 +11,9 @@
 //!   bytes that are not UTF-8 become byte chars ([`super::go_bytes`]);
 //! - character constants and integers become decimal integers;
 //! - floats become `(_ferry_float "…")`, a float64 even when whole (gtmpl-ng
-//!   would make `1.0` an integer); an integer only `uint64` holds becomes
-//!   `(_ferry_int_overflow "…")`, an execution error as in Go;
+//!   would make `1.0` an integer); an integer only `uint64` holds, and such a
+//!   constant given arguments, become `(_ferry_fail "…")`, an execution
+//!   error as in Go (gtmpl-ng ignores arguments to a parenthesized value);
 //! - `{{else with …}}` (Go 1.23) becomes `{{else}}{{with …}}` plus one more
 //!   `{{end}}`, as Go's parser reads it.
 //!
@@ -30,8 +31,9 @@ use super::go_bytes;
 
 /// The function a float constant is rewritten to.
 pub(super) const FLOAT_FUNC: &str = "_ferry_float";
-/// The function an integer constant beyond `int` is rewritten to.
-pub(super) const OVERFLOW_FUNC: &str = "_ferry_int_overflow";
+/// The function a constant Go fails on when evaluating it (beyond `int`, or
+/// given arguments) is rewritten to; it fails with its argument.
+pub(super) const FAIL_FUNC: &str = "_ferry_fail";
 
 /// Why a template is not valid Go template syntax.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +64,8 @@ pub(super) enum SyntaxError {
     Complex(String),
     #[error("unexpected {0} in operand")]
     Adjacent(String),
+    #[error("non executable command in pipeline: {0}")]
+    NotExecutable(String),
 }
 
 /// A syntax error and the line (from 1) it is on.
@@ -162,9 +166,23 @@ type LexResult<T> = Result<T, (usize, SyntaxError)>;
 /// Cuts the action starting at `p` (after `{{` and any trim marker).
 fn lex_action(text: &str, mut p: usize) -> LexResult<Action<'_>> {
     let mut tokens = Vec::new();
+    let mut starts = Vec::new();
     loop {
         let rest = &text[p..];
         if let Some(len) = right_delim_len(rest) {
+            // Go's checkPipeline: a constant cannot take a piped value.
+            for (i, token) in tokens.iter().enumerate() {
+                if is_constant(token)
+                    && matches!(
+                        before(&tokens, i).map(|j| &tokens[j]),
+                        Some(Token::Other("|"))
+                    )
+                {
+                    let at = starts[i];
+                    let end = starts.get(i + 1).copied().unwrap_or(p);
+                    return Err((at, SyntaxError::NotExecutable(text[at..end].to_owned())));
+                }
+            }
             return Ok(Action {
                 tokens,
                 delim_start: p,
@@ -227,6 +245,7 @@ fn lex_action(text: &str, mut p: usize) -> LexResult<Action<'_>> {
             return Err((p, SyntaxError::Adjacent(rest[..len].to_owned())));
         }
         tokens.push(token);
+        starts.push(p);
         p += len;
     }
 }
@@ -248,6 +267,36 @@ fn ends_operand(token: &Token<'_>) -> bool {
 
 fn may_follow_operand(token: &Token<'_>) -> bool {
     matches!(token, Token::Space(_) | Token::Other(")" | "|"))
+}
+
+/// The nearest token before `i` that is not a space.
+fn before(tokens: &[Token<'_>], i: usize) -> Option<usize> {
+    (0..i)
+        .rev()
+        .find(|&j| !matches!(tokens[j], Token::Space(_)))
+}
+
+/// Whether the operand at `i` is a command given arguments (`{{ 1.5 2 }}`):
+/// it starts a command (first in the action, after `(`, `|`, `:=`/`=`, a
+/// control keyword, or `template`/`block` and the name) and more operands
+/// follow.
+fn given_arguments(tokens: &[Token<'_>], i: usize) -> bool {
+    let starts = match before(tokens, i).map(|j| (j, &tokens[j])) {
+        None | Some((_, Token::Other("(" | "|" | "=") | Token::Word("if" | "with" | "range"))) => {
+            true
+        }
+        Some((j, Token::Str(_))) => matches!(
+            before(tokens, j).map(|k| &tokens[k]),
+            Some(Token::Word("template" | "block"))
+        ),
+        _ => false,
+    };
+    let next = (i + 1..tokens.len()).find(|&j| !matches!(tokens[j], Token::Space(_)));
+    starts
+        && !matches!(
+            next.map(|j| &tokens[j]),
+            None | Some(Token::Other(")" | "|"))
+        )
 }
 
 fn alnum_len(s: &str) -> usize {
@@ -388,7 +437,7 @@ fn emit(out: &mut String, left: &str, tokens: &[Token<'_>], right: &str, blocks:
 }
 
 fn write_tokens(out: &mut String, tokens: &[Token<'_>]) {
-    for token in tokens {
+    for (i, token) in tokens.iter().enumerate() {
         match token {
             Token::Space(s) | Token::Word(s) | Token::Other(s) => out.push_str(s),
             Token::Str(bytes) => {
@@ -399,14 +448,23 @@ fn write_tokens(out: &mut String, tokens: &[Token<'_>]) {
                 out.push(' ');
                 out.push_str(&i.to_string());
             }
-            Token::Number(Constant::Float(f)) => {
+            Token::Number(Constant::Float(f)) if !given_arguments(tokens, i) => {
                 out.push_str(&format!(" ({FLOAT_FUNC} \"{f:?}\")"));
             }
-            Token::Number(Constant::Overflow(text)) => {
-                out.push_str(&format!(" ({OVERFLOW_FUNC} \"{text}\")"));
+            Token::Number(Constant::Float(f)) => {
+                fail(out, &format!("can't give argument to non-function {f:?}"));
             }
+            Token::Number(Constant::Overflow(text)) if given_arguments(tokens, i) => {
+                fail(out, &format!("can't give argument to non-function {text}"));
+            }
+            Token::Number(Constant::Overflow(text)) => fail(out, &format!("{text} overflows int")),
         }
     }
+}
+
+/// Writes a call that fails with `message` when evaluated.
+fn fail(out: &mut String, message: &str) {
+    out.push_str(&format!(" ({FAIL_FUNC} \"{message}\")"));
 }
 
 /// Quotes `s` so that gtmpl-ng's lexer and unquoting give `s` back: only

@@ -16,7 +16,7 @@ fn constants_are_rewritten() {
     );
     assert_eq!(
         rw("{{ 18446744073709551615 }}"),
-        r#"{{  (_ferry_int_overflow "18446744073709551615") }}"#
+        r#"{{  (_ferry_fail "18446744073709551615 overflows int") }}"#
     );
 }
 
@@ -53,6 +53,27 @@ fn errors_name_the_line() {
         "{{/* x }}",
         "{{/* x */ 1}}",
         "{{ 1",
+    ] {
+        assert!(rewrite(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn constants_as_commands_fail_like_go() {
+    // gtmpl-ng would ignore the argument given to a parenthesized float.
+    assert_eq!(
+        rw("{{ 1.5 2 }}"),
+        r#"{{  (_ferry_fail "can't give argument to non-function 1.5")  2 }}"#
+    );
+    assert_eq!(
+        rw(r#"{{ printf "%v" 1.5 2 }}"#),
+        r#"{{ printf  "%v"  (_ferry_float "1.5")  2 }}"#
+    );
+    for bad in [
+        r#"{{ "x" | 1.5 }}"#,
+        r#"{{ "x" | "y" }}"#,
+        "{{ print 'a''b' }}",
+        "{{ 1.5.x }}",
     ] {
         assert!(rewrite(bad).is_err(), "{bad}");
     }
