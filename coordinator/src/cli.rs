@@ -9,7 +9,10 @@ use clap::{Args, Parser, Subcommand};
 use crate::output::OutputMode;
 
 pub mod cluster_args;
-pub use cluster_args::{AddArgs, ApplyArgs, DeleteArgs, ResetArgs, RunArgs};
+pub use cluster_args::{AddArgs, ApplyArgs, DeleteArgs, ResetArgs, RunArgs, RunCmdArgs};
+
+pub mod given_ssh;
+pub use given_ssh::GivenSsh;
 
 pub mod image_args;
 pub use image_args::{
@@ -82,8 +85,9 @@ pub enum Command {
     Load(LoadArgs),
     /// Build a cluster image from a Kubefile (sealos build): `ferry build -t NAME:TAG [CONTEXT]`.
     Build(crate::build::args::BuildArgs),
-    /// Create a cluster (or install images into it): `ferry run IMAGE... --masters ... --nodes ...`.
-    Run(RunArgs),
+    /// Create a cluster (or install images into it): `ferry run IMAGE... --masters ... --nodes ...`,
+    /// `ferry run ./k8s.tar ./app.tar ...` (archives are loaded first), `ferry run -f Clusterfile`.
+    Run(RunCmdArgs),
     /// Bring the cluster to a Clusterfile: adds and removals in one go.
     Apply(ApplyArgs),
     /// What `apply` would do per host (steps, bytes, adds/removals); changes nothing.

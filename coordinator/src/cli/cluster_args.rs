@@ -5,15 +5,17 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{AgentOpts, SshArgs};
+use super::{AgentOpts, GivenSsh, SshArgs};
+use crate::oci::archive::ArchiveFormat;
 use crate::transfer::args::TopologyArgs;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Cluster images: the rootfs image first, then patches and applications
     /// (a directory holding config.json and rootfs/ or a staged build
-    /// context, else an image reference from the local store, pulled when
-    /// absent).
+    /// context; on `run` a file is an oci-archive or docker-archive, loaded
+    /// into the local store first and named by the name it carries; else
+    /// an image reference from the local store, pulled when absent).
     pub images: Vec<String>,
     /// Masters: comma list of ip, ip:port or ranges a.b.c.d-a.b.c.e.
     #[arg(long, default_value = "")]
@@ -21,7 +23,9 @@ pub struct RunArgs {
     /// Worker nodes, same syntax as --masters.
     #[arg(long, default_value = "")]
     pub nodes: String,
-    /// Environment for the images, KEY=VALUE (repeatable; over spec.env).
+    /// Environment for the images, KEY=VALUE (repeatable; over spec.env,
+    /// and written into the stored Clusterfile's spec.env, so later
+    /// commands see the same values).
     #[arg(short = 'e', long = "env")]
     pub env: Vec<String>,
     /// Override the CMD of the first image (repeatable).
@@ -47,6 +51,34 @@ pub struct RunArgs {
     pub relay: TopologyArgs,
 }
 
+/// `ferry run`: the flags `gen` shares, plus a Clusterfile and sealos'
+/// archive transport.
+#[derive(Debug, Args)]
+pub struct RunCmdArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Run the cluster a Clusterfile describes (sealos format, its
+    /// spec.command included) instead of --masters/--nodes; IMAGE
+    /// arguments are appended to its spec.image, -e goes into its
+    /// spec.env, --cmd replaces its spec.command. Hosts a stored cluster
+    /// has and the file lacks are refused: removing is `ferry apply -f`.
+    /// (sealos' `run -f` is `--force`, re-installing an app image; ferry
+    /// has no such flag.)
+    #[arg(
+        short = 'f',
+        long = "Clusterfile",
+        alias = "file",
+        conflicts_with_all = ["masters", "nodes", "single"]
+    )]
+    pub file: Option<PathBuf>,
+    /// Accepted for sealos compatibility: an archive's format
+    /// (oci-archive or docker-archive) is read from the archive itself.
+    /// An archive naming no image is loaded as `localhost/<file
+    /// stem>:latest`; one naming several is run as the first it names.
+    #[arg(short = 't', long, value_enum)]
+    pub transport: Option<ArchiveFormat>,
+}
+
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
     /// The Clusterfile (sealos format; may be a Go template).
@@ -66,7 +98,8 @@ pub struct ApplyArgs {
     /// Values `a.b=c` for a templated Clusterfile (repeatable).
     #[arg(long)]
     pub set: Vec<String>,
-    /// Environment for the images, KEY=VALUE (repeatable).
+    /// Environment for the images, KEY=VALUE (repeatable; written into the
+    /// stored Clusterfile's spec.env).
     #[arg(short = 'e', long = "env")]
     pub env: Vec<String>,
     /// Extra YAML documents appended to the Clusterfile.
@@ -99,8 +132,11 @@ pub struct AddArgs {
     /// --insecure`.
     #[arg(long)]
     pub insecure: bool,
+    /// SSH for the added hosts: the -u/-p/-i/--pk-passwd/--port given are
+    /// recorded as their `ssh:` block in the Clusterfile (over the
+    /// cluster's spec.ssh, as sealos' add does); none given: the cluster's.
     #[command(flatten)]
-    pub ssh: SshArgs,
+    pub ssh: GivenSsh,
     #[command(flatten)]
     pub agent: AgentOpts,
     #[command(flatten)]

@@ -119,7 +119,9 @@ pub struct SaveArgs {
 
 #[derive(Debug, Args)]
 pub struct LoadArgs {
-    /// Archive to load (oci-archive or docker-archive).
+    /// Archive to load (oci-archive or docker-archive). An image named
+    /// only by a bare tag is loaded as `localhost/<file stem>:<tag>`, one
+    /// named not at all as `localhost/<file stem>:latest`.
     #[arg(short = 'i', long)]
     pub input: PathBuf,
 }

@@ -32,11 +32,15 @@ fn stored(cluster: &ClusterState) -> Result<Clusterfile, CliError> {
     })
 }
 
+/// `ferry add`: the new hosts join the stored Clusterfile as one group per
+/// role; the SSH flags given (not their defaults) become the group's
+/// `ssh:` block, so this and every later command reach those hosts that
+/// way (sealos' `verifyAndSetNodes`).
 pub async fn add(cluster: &ClusterState, r: &Reporter, a: AddArgs) -> Result<Exit, CliError> {
     let mut cf = stored(cluster)?;
     let old = cf.cluster.resolved_hosts().map_err(usage)?;
     for (list, role) in [(&a.masters, ROLE_MASTER), (&a.nodes, ROLE_NODE)] {
-        let addrs = ssh_args::hosts(list, a.ssh.port)?;
+        let addrs = ssh_args::hosts(list, a.ssh.args.port)?;
         if let Some(dup) = addrs.iter().find(|x| old.iter().any(|o| o.addr.ip == x.ip)) {
             return Err(usage(format!("{dup} is already in the cluster")));
         }
@@ -45,7 +49,7 @@ pub async fn add(cluster: &ClusterState, r: &Reporter, a: AddArgs) -> Result<Exi
                 ips: addrs.iter().map(|x| x.to_string()).collect(),
                 roles: vec![role.to_string()],
                 env: Vec::new(),
-                ssh: None,
+                ssh: a.ssh.given.clone(),
             });
         }
     }
@@ -54,7 +58,7 @@ pub async fn add(cluster: &ClusterState, r: &Reporter, a: AddArgs) -> Result<Exi
     }
     let o = super::run::ExecOpts {
         env: Vec::new(),
-        ssh: &a.ssh,
+        ssh: &a.ssh.args,
         agent: &a.agent,
         topology: a.relay.topology(),
         insecure: a.insecure,

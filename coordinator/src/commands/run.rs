@@ -13,7 +13,7 @@ use ferry_shared::transfer::Topology;
 use ferry_shared::{HostAddr, Secret};
 
 use super::{CliError, Exit, ssh_args};
-use crate::cli::{AgentOpts, ApplyArgs, RunArgs, SshArgs};
+use crate::cli::{AgentOpts, ApplyArgs, RunArgs, RunCmdArgs, SshArgs};
 use crate::client::ClientTls;
 use crate::install::{InstallCtx, LocalAgent};
 use crate::output::Reporter;
@@ -23,6 +23,7 @@ use crate::pipeline::{Inputs, Recorder, load_clusterfile, teardown::Teardown};
 use crate::ssh::SshTarget;
 use crate::state::ClusterState;
 
+mod archives;
 mod dry;
 mod local_ip;
 
@@ -57,7 +58,7 @@ fn group(addrs: &[HostAddr], role: &str) -> Option<Host> {
     })
 }
 
-/// The Cluster document the run flags describe.
+/// The Cluster document the run flags describe (`-e` in its spec.env).
 pub fn cluster_from_flags(name: &str, a: &RunArgs) -> Result<Clusterfile, CliError> {
     let masters = ssh_args::hosts(&a.masters, a.ssh.port)?;
     let nodes = ssh_args::hosts(&a.nodes, a.ssh.port)?;
@@ -102,6 +103,7 @@ pub fn cluster_from_flags(name: &str, a: &RunArgs) -> Result<Clusterfile, CliErr
         },
         docs: Vec::new(),
     };
+    cf.cluster.spec.set_env(&a.env);
     append_config_files(&mut cf, &a.config_file)?;
     Ok(cf)
 }
@@ -242,29 +244,68 @@ pub async fn execute(
     }
 }
 
-pub async fn run(cluster: &ClusterState, r: &Reporter, mut a: RunArgs) -> Result<Exit, CliError> {
+/// Where `ferry run` starts from.
+enum Base {
+    /// `-f Clusterfile` (checked to keep every host of a stored one).
+    File(Clusterfile),
+    /// No hosts given and a stored cluster: install more images into it.
+    Existing(Clusterfile),
+    /// A new cluster from --masters/--nodes.
+    New(Clusterfile),
+}
+
+pub async fn run(cluster: &ClusterState, r: &Reporter, a: RunCmdArgs) -> Result<Exit, CliError> {
+    let RunCmdArgs {
+        run: mut a, file, ..
+    } = a;
     resolve_single(&mut a)?;
     let stored = load_clusterfile(cluster)?;
-    let cf = match stored {
-        Some(mut old) if a.masters.is_empty() && a.nodes.is_empty() => {
-            // Install more images into the existing cluster.
-            for i in &a.images {
-                if !old.cluster.spec.image.contains(i) {
-                    old.cluster.spec.image.push(i.clone());
+    let base = match (&file, stored) {
+        (Some(f), stored) => {
+            let mut cf = read_clusterfile(f, &[], &[], &a.config_file)?;
+            if cf.cluster.metadata.name.is_empty() {
+                cf.cluster.metadata.name = cluster.name().to_string();
+            }
+            keeps_stored_hosts(&cf, stored.as_ref(), f)?;
+            Base::File(cf)
+        }
+        (None, Some(old)) if a.masters.is_empty() && a.nodes.is_empty() => Base::Existing(old),
+        (None, _) => {
+            if a.masters.is_empty() {
+                return Err(usage(
+                    "give the hosts: --masters (and --nodes), or a Clusterfile with -f",
+                ));
+            }
+            Base::New(cluster_from_flags(cluster.name(), &a)?)
+        }
+    };
+    // Archives are loaded only once the flags made sense, and before any
+    // host or state file is touched.
+    let home = cluster.dir().parent().unwrap_or(cluster.dir());
+    let images = archives::resolve(home, r, &a.images)?;
+    let mut cf = match base {
+        Base::New(mut cf) => {
+            cf.cluster.spec.image = images;
+            cf
+        }
+        Base::File(mut cf) | Base::Existing(mut cf) => {
+            for i in images {
+                if !cf.cluster.spec.image.contains(&i) {
+                    cf.cluster.spec.image.push(i);
                 }
             }
             if !a.cmd.is_empty() {
-                old.cluster.spec.command = a.cmd.clone();
+                cf.cluster.spec.command = a.cmd.clone();
             }
-            old
-        }
-        _ => {
-            if a.masters.is_empty() {
-                return Err(usage("give the hosts: --masters (and --nodes)"));
-            }
-            cluster_from_flags(cluster.name(), &a)?
+            cf
         }
     };
+    if cf.cluster.spec.image.is_empty() {
+        return Err(usage(
+            "no image to run: give IMAGE arguments (or spec.image in the Clusterfile)",
+        ));
+    }
+    cf.cluster.spec.set_env(&a.env);
     let o = ExecOpts {
         env: a.env.clone(),
         ssh: &a.ssh,
@@ -275,20 +316,57 @@ pub async fn run(cluster: &ClusterState, r: &Reporter, mut a: RunArgs) -> Result
     execute(cluster, r, cf, o).await
 }
 
-fn read_clusterfile(a: &ApplyArgs) -> Result<Clusterfile, CliError> {
-    let text = std::fs::read_to_string(&a.file)
-        .map_err(|e| usage(format!("{}: {e}", a.file.display())))?;
-    let text = if a.values.is_empty() && a.set.is_empty() && !text.contains("{{") {
+/// `run -f` never removes hosts: every host of the stored cluster must be
+/// in the file (removals are `ferry apply -f`, which tears them down).
+fn keeps_stored_hosts(
+    cf: &Clusterfile,
+    stored: Option<&Clusterfile>,
+    file: &std::path::Path,
+) -> Result<(), CliError> {
+    let Some(old) = stored else {
+        return Ok(());
+    };
+    let new = cf.cluster.resolved_hosts().map_err(usage)?;
+    let missing: Vec<String> = old
+        .cluster
+        .resolved_hosts()
+        .map_err(usage)?
+        .iter()
+        .filter(|h| !new.iter().any(|n| n.addr.ip == h.addr.ip))
+        .map(|h| h.addr.to_string())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(usage(format!(
+        "{} lacks {} of the running cluster; `ferry run -f` only adds: use `ferry apply -f {}` to remove them, or add them back to the file",
+        file.display(),
+        missing.join(", "),
+        file.display()
+    )))
+}
+
+/// Reads a Clusterfile (a Go template when it has `{{` or values are
+/// given), with `--config-file` documents appended; hosts validated.
+fn read_clusterfile(
+    file: &std::path::Path,
+    values: &[std::path::PathBuf],
+    set: &[String],
+    config_files: &[std::path::PathBuf],
+) -> Result<Clusterfile, CliError> {
+    let text =
+        std::fs::read_to_string(file).map_err(|e| usage(format!("{}: {e}", file.display())))?;
+    let text = if values.is_empty() && set.is_empty() && !text.contains("{{") {
         text
     } else {
-        super::values::render(&text, &a.values, &a.set)?
+        super::values::render(&text, values, set)?
     };
     let mut cf =
-        Clusterfile::parse(&text).map_err(|e| usage(format!("{}: {e}", a.file.display())))?;
-    append_config_files(&mut cf, &a.config_file)?;
+        Clusterfile::parse(&text).map_err(|e| usage(format!("{}: {e}", file.display())))?;
+    append_config_files(&mut cf, config_files)?;
     cf.cluster
         .resolved_hosts()
-        .map_err(|e| usage(format!("{}: {e}", a.file.display())))?;
+        .map_err(|e| usage(format!("{}: {e}", file.display())))?;
     Ok(cf)
 }
 
@@ -298,10 +376,11 @@ pub async fn apply(
     a: ApplyArgs,
     plan_only: bool,
 ) -> Result<Exit, CliError> {
-    let mut cf = read_clusterfile(&a)?;
+    let mut cf = read_clusterfile(&a.file, &a.values, &a.set, &a.config_file)?;
     if cf.cluster.metadata.name.is_empty() {
         cf.cluster.metadata.name = cluster.name().to_string();
     }
+    cf.cluster.spec.set_env(&a.env);
     let (p, notes) = plan(cluster, &cf)?;
     if plan_only || a.dry_run {
         dry::print_plan(r, &p, &notes);

@@ -3,6 +3,7 @@
 //! kubeadm/kubelet/kube-proxy configuration documents. ferry reads them
 //! unmodified and writes the same schema back.
 
+mod env;
 mod hosts;
 mod types;
 

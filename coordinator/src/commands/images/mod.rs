@@ -6,6 +6,8 @@ mod archive;
 mod local;
 mod registry;
 
+pub(crate) use archive::load_into_store;
+
 use std::time::Instant;
 
 use ferry_shared::{EventKind, Phase};
@@ -100,9 +102,15 @@ pub async fn run(
                     .message(e.to_string()),
             );
         }
+        CliError::from(e)
+    })
+}
+
+impl From<ImageError> for CliError {
+    fn from(e: ImageError) -> Self {
         match e {
             ImageError::Usage(m) => CliError::Usage(m),
             other => CliError::Image(Box::new(other)),
         }
-    })
+    }
 }

@@ -177,8 +177,16 @@ fn from_index(
     let index: Index = serde_json::from_slice(bytes)
         .map_err(|e| invalid(path, format!("index.json is not an OCI index: {e}")))?;
     let mut named = Vec::new();
+    let nameless = index
+        .manifests
+        .iter()
+        .filter(|d| carried_name(path, d).is_none())
+        .count();
     for mut d in index.manifests {
-        let name = image_name(path, &d)?;
+        let name = match carried_name(path, &d) {
+            Some(n) => n,
+            None => unnamed(path, nameless)?,
+        };
         let reference: Reference = name
             .parse()
             .map_err(|e| invalid(path, format!("image {}: {e}", d.digest)))?;
@@ -190,22 +198,8 @@ fn from_index(
     Ok(named)
 }
 
-/// The name of an index entry: containerd's `io.containerd.image.name`, a
-/// full reference in `org.opencontainers.image.ref.name`, or, when that is
-/// a bare tag (skopeo/buildah write `v1.29.0`), `localhost/<archive stem>:<tag>`.
-fn image_name(path: &Path, d: &Descriptor) -> Result<String, ArchiveError> {
-    if let Some(n) = d.annotations.get("io.containerd.image.name") {
-        return Ok(n.clone());
-    }
-    let Some(name) = d.annotations.get(ANNOTATION_REF_NAME) else {
-        return Err(invalid(
-            path,
-            format!("image {} has no {ANNOTATION_REF_NAME} annotation", d.digest),
-        ));
-    };
-    if name.contains('/') || name.contains(':') || name.contains('@') {
-        return Ok(name.clone());
-    }
+/// `localhost/<archive stem>`, lower case, other characters as `-`.
+fn stem_repo(path: &Path) -> String {
     let stem: String = path
         .file_stem()
         .map(|s| s.to_string_lossy().to_ascii_lowercase())
@@ -215,7 +209,40 @@ fn image_name(path: &Path, d: &Descriptor) -> Result<String, ArchiveError> {
         .collect();
     let stem = stem.trim_matches('-');
     let stem = if stem.is_empty() { "loaded" } else { stem };
-    Ok(format!("localhost/{stem}:{name}"))
+    format!("localhost/{stem}")
+}
+
+/// The name of an image the archive does not name (no ref.name annotation,
+/// no RepoTags): `localhost/<archive stem>:latest`. sealos (libimage)
+/// keeps such an image by its ID only; the store names every image, so
+/// ferry names it after the file. Two unnamed images would share that
+/// name: refused.
+fn unnamed(path: &Path, count: usize) -> Result<String, ArchiveError> {
+    if count > 1 {
+        return Err(invalid(
+            path,
+            format!(
+                "{count} images carry no name (no {ANNOTATION_REF_NAME} annotation / RepoTags); \
+                 name them (`ferry tag`) before saving, or save them one per archive"
+            ),
+        ));
+    }
+    Ok(format!("{}:latest", stem_repo(path)))
+}
+
+/// The name an index entry carries: containerd's `io.containerd.image.name`,
+/// a full reference in `org.opencontainers.image.ref.name`, or, when that
+/// is a bare tag (skopeo/buildah write `v1.29.0`), `localhost/<archive
+/// stem>:<tag>`; `None` without either annotation.
+fn carried_name(path: &Path, d: &Descriptor) -> Option<String> {
+    if let Some(n) = d.annotations.get("io.containerd.image.name") {
+        return Some(n.clone());
+    }
+    let name = d.annotations.get(ANNOTATION_REF_NAME)?;
+    if name.contains('/') || name.contains(':') || name.contains('@') {
+        return Some(name.clone());
+    }
+    Some(format!("{}:{name}", stem_repo(path)))
 }
 
 /// Every blob `d` needs is in the store (platform of the bastion for indexes).
@@ -274,6 +301,10 @@ fn from_docker(
         })
     };
     let mut named = Vec::new();
+    let nameless = entries
+        .iter()
+        .filter(|e| e.repo_tags.as_ref().is_none_or(Vec::is_empty))
+        .count();
     for e in entries {
         let mut config = lookup(&e.config)?;
         let cfg: ImageConfigFile = store
@@ -315,7 +346,11 @@ fn from_docker(
             annotations: BTreeMap::new(),
         };
         let desc = store.put_json_blob(MEDIA_OCI_MANIFEST, &manifest)?;
-        for tag in e.repo_tags.unwrap_or_default() {
+        let tags = match e.repo_tags.filter(|t| !t.is_empty()) {
+            Some(t) => t,
+            None => vec![unnamed(path, nameless)?],
+        };
+        for tag in tags {
             let reference: Reference = tag
                 .parse()
                 .map_err(|err| invalid(path, format!("RepoTags: {err}")))?;

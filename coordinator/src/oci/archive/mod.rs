@@ -7,6 +7,12 @@
 //!   Older docker archives (`<id>/layer.tar`, `<hex>.json`, no `index.json`)
 //!   load too: ferry writes a new OCI manifest for them.
 //!
+//! Names: docker's `RepoTags`, containerd's image name or the OCI
+//! `org.opencontainers.image.ref.name` (a bare tag becomes
+//! `localhost/<archive stem>:<tag>`); an image the archive does not name
+//! becomes `localhost/<archive stem>:latest` (the store names every image;
+//! sealos keeps such an image by its ID).
+//!
 //! Invariant: load reads every entry before naming anything: paths are
 //! checked (no absolute, `..`, links or devices), blobs are verified against
 //! their names while streaming into the store, and every blob an image
