@@ -78,19 +78,7 @@ fn start_registry(tb: &Testbed) -> Registry {
 
 /// ferry with the private store.
 fn ferry(b: &Bastion, store: &Path, args: &[&str]) -> Output {
-    let out = b
-        .command(args)
-        .env("FERRY_DATA_ROOT", store)
-        .output()
-        .unwrap();
-    eprintln!(
-        "$ ferry {}\n-- exit {:?}\n-- stdout:\n{}\n-- stderr:\n{}",
-        args.join(" "),
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    b.ferry_store(store, args)
 }
 
 fn timings(ev: &[Value]) -> String {

@@ -78,15 +78,15 @@ impl Bastion {
 
     /// Runs ferry to completion.
     pub fn ferry(&self, args: &[&str]) -> Output {
-        let out = self.command(args).output().unwrap();
-        eprintln!(
-            "$ ferry {}\n-- exit {:?}\n-- stdout:\n{}\n-- stderr:\n{}",
-            args.join(" "),
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
+        logged(args, self.command(args))
+    }
+
+    /// Runs ferry to completion with the image store `store`
+    /// (`FERRY_DATA_ROOT`).
+    pub fn ferry_store(&self, store: &Path, args: &[&str]) -> Output {
+        let mut c = self.command(args);
+        c.env("FERRY_DATA_ROOT", store);
+        logged(args, c)
     }
 
     /// Runs `ferry --output json ...` and parses every stdout line.
@@ -97,6 +97,20 @@ impl Bastion {
         let events = json_lines(&out.stdout);
         (out, events)
     }
+}
+
+/// Runs `c` (ferry with `args`) to completion, echoing its output to the
+/// test log.
+fn logged(args: &[&str], mut c: Command) -> Output {
+    let out = c.output().unwrap();
+    eprintln!(
+        "$ ferry {}\n-- exit {:?}\n-- stdout:\n{}\n-- stderr:\n{}",
+        args.join(" "),
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 /// Parses stdout as JSON lines, failing the test on any non-JSON line.
