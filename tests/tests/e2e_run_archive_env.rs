@@ -23,11 +23,10 @@ mod common;
 
 use std::path::Path;
 use std::process::Output;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use common::{Bastion, json_lines, stage_fixture_image, stderr, stdout};
+use common::{Bastion, close_root_login, json_lines, stage_fixture_image, stderr, stdout};
 use ferry_shared::clusterfile::Clusterfile;
-use ferry_tests::poll_until;
 use ferry_tests::testbed::{Testbed, TestbedConfig};
 
 const K8S: &str = "localhost/ferry-fixture/kubernetes:v1.27.7";
@@ -94,27 +93,6 @@ fn build_archives(b: &Bastion, store: &Path, dir: &Path) {
         "RUN-MEASURE archive-env build+save_ms={}",
         t.elapsed().as_millis()
     );
-}
-
-/// Closes root login on node `i` (sshd re-reads its config on SIGHUP) and
-/// waits until root is refused while alice still gets in.
-fn close_root_login(tb: &Testbed, i: usize) {
-    tb.exec_ok(
-        i,
-        &[
-            "sh",
-            "-c",
-            "sed -i 's/^PermitRootLogin .*/PermitRootLogin no/' /etc/ssh/ferry-testbed/sshd_config && kill -HUP \"$(cat /run/sshd.pid)\"",
-        ],
-    )
-    .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let closed = poll_until(deadline, || {
-        let root = tb.ssh(i, "root", "true").unwrap();
-        let alice = tb.ssh(i, "alice", "true").unwrap();
-        !root.status.success() && alice.status.success()
-    });
-    assert!(closed, "node{}: root login still open", i + 1);
 }
 
 #[test]

@@ -288,14 +288,25 @@ pub async fn run(cluster: &ClusterState, r: &Reporter, a: RunCmdArgs) -> Result<
             cf.cluster.spec.image = images;
             cf
         }
-        Base::File(mut cf) | Base::Existing(mut cf) => {
-            for i in images {
-                if !cf.cluster.spec.image.contains(&i) {
-                    cf.cluster.spec.image.push(i);
-                }
-            }
+        Base::File(mut cf) => {
+            append_images(&mut cf, &images);
             if !a.cmd.is_empty() {
                 cf.cluster.spec.command = a.cmd.clone();
+            }
+            cf
+        }
+        Base::Existing(mut cf) => {
+            append_images(&mut cf, &images);
+            // On a running cluster `--cmd` is the first given image's CMD
+            // (kept with the cluster, so a later run computes the same
+            // command line and does not run it again).
+            if !a.cmd.is_empty() {
+                let Some(first) = images.first() else {
+                    return Err(usage(
+                        "--cmd replaces the CMD of the first IMAGE given: give the image",
+                    ));
+                };
+                crate::pipeline::guest::set_command_override(&mut cf, first, &a.cmd);
             }
             cf
         }
@@ -314,6 +325,14 @@ pub async fn run(cluster: &ClusterState, r: &Reporter, a: RunCmdArgs) -> Result<
         insecure: a.insecure,
     };
     execute(cluster, r, cf, o).await
+}
+
+fn append_images(cf: &mut Clusterfile, images: &[String]) {
+    for i in images {
+        if !cf.cluster.spec.image.contains(i) {
+            cf.cluster.spec.image.push(i.clone());
+        }
+    }
 }
 
 /// `run -f` never removes hosts: every host of the stored cluster must be

@@ -165,10 +165,16 @@ impl Ctx {
         ])
     }
 
-    /// Inputs of the registry data: every image's digest.
+    /// Inputs of the registry data: the digests of the images that carry
+    /// a `registry/` (an app without one does not sync the registry).
     pub fn registry_job_digest(&self) -> String {
-        let all: Vec<&str> = self.images.iter().map(|i| i.digest.as_str()).collect();
-        digest(&["registry", &all.join(",")])
+        let with: Vec<&str> = self
+            .images
+            .iter()
+            .filter(|i| i.root.join("registry").is_dir())
+            .map(|i| i.digest.as_str())
+            .collect();
+        digest(&["registry", &with.join(",")])
     }
 
     /// Digest of what a host's bootstrap depends on.

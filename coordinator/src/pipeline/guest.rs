@@ -1,6 +1,6 @@
 //! The guest step: every image's ENTRYPOINT + CMD, as sealos' guest phase
 //! runs them ([`ferry_shared::image::guest`]), journaled per image and host
-//! (`<host>#guest:<image>`):
+//! (`<host>#<image>` of the guest step):
 //!
 //! - images in `spec.image` order; rootfs/patch images on every host (in
 //!   parallel, bounded), applications once on master0; a failing image
@@ -33,9 +33,9 @@ const GUEST_TIMEOUT: Duration = Duration::from_secs(1800);
 /// installed onto a running cluster (JSON object: image → commands).
 pub const CMD_ANNOTATION: &str = "ferry.dev/image-commands";
 
-/// The journal part of an image's commands.
+/// The journal part of an image's commands: the image name.
 pub fn part(img: &LoadedImage) -> String {
-    format!("guest:{}", img.config.name)
+    img.config.name.clone()
 }
 
 /// The `--cmd` overrides per image: `spec.command` for the first image,

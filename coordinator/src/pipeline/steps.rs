@@ -86,15 +86,15 @@ async fn run_inner(
     writeback::set_mounts(cf_out, &ctx);
 
     let t = Instant::now();
-    let res = distribute::distribute_all(&ctx, inp.topology).await;
+    let all: Vec<ResolvedHost> = ctx.hosts.clone();
+    let res = match distribute::distribute_all(&ctx, inp.topology).await {
+        Ok(()) => render(&ctx, &all).await,
+        Err(e) => Err(e),
+    };
     lap(timings, Step::Distribute, t, res)?;
 
     let t = Instant::now();
-    let all: Vec<ResolvedHost> = ctx.hosts.clone();
-    let res = match render(&ctx, &all).await {
-        Ok(()) => bootstrap_all(&ctx, &all).await,
-        Err(e) => Err(e),
-    };
+    let res = bootstrap_all(&ctx, &all).await;
     lap(timings, Step::Bootstrap, t, res)?;
 
     let t = Instant::now();
@@ -146,11 +146,12 @@ async fn run_inner(
     guest
 }
 
-/// Each host's templates rendered with its env over the distributed rootfs
-/// (again whenever the tree or the host's env changed).
+/// The tail of distribution: each host's templates rendered with its env
+/// over the distributed rootfs (again whenever the tree or the host's env
+/// changed; the bootstrap hooks need them).
 async fn render(ctx: &Arc<Ctx>, all: &[ResolvedHost]) -> Result<(), PipelineError> {
     let unit = Unit {
-        step: Step::Bootstrap,
+        step: Step::Distribute,
         part: "render",
         once: false,
     };

@@ -190,3 +190,24 @@ pub fn fixture_log(tb: &Testbed, i: usize) -> Vec<Value> {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
+
+/// Closes root login on node `i` (sshd re-reads its config on SIGHUP) and
+/// waits until root is refused while alice still gets in.
+pub fn close_root_login(tb: &Testbed, i: usize) {
+    tb.exec_ok(
+        i,
+        &[
+            "sh",
+            "-c",
+            "sed -i 's/^PermitRootLogin .*/PermitRootLogin no/' /etc/ssh/ferry-testbed/sshd_config && kill -HUP \"$(cat /run/sshd.pid)\"",
+        ],
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let closed = ferry_tests::poll_until(deadline, || {
+        let root = tb.ssh(i, "root", "true").unwrap();
+        let alice = tb.ssh(i, "alice", "true").unwrap();
+        !root.status.success() && alice.status.success()
+    });
+    assert!(closed, "node{}: root login still open", i + 1);
+}

@@ -20,6 +20,12 @@ use super::{Bastion, ferry_bin};
 pub const KUBE_VERSION: &str = "v1.34.4";
 pub const ROOTFS_IMAGE: &str = "localhost/ferry/kubernetes:v1.34.4";
 pub const NETWORK_IMAGE: &str = "localhost/ferry/network:v1";
+/// labring/helm's layout: `opt/helm`, CMD copies it to /usr/bin.
+pub const HELM_IMAGE: &str = "localhost/ferry/helm:v3.21.4";
+/// Chart apps with the canonical `helm upgrade -i $(NAME) ...` CMD and
+/// different NAME/NAMESPACE/CHARTS/HELM_OPTS.
+pub const HELLO_A: &str = "localhost/ferry/hello-a:v1";
+pub const HELLO_B: &str = "localhost/ferry/hello-b:v1";
 pub const VIP: &str = "10.103.97.2";
 pub const ADMIN: &str = "/etc/kubernetes/admin.conf";
 
