@@ -97,7 +97,7 @@ fn build_app(b: &Bastion, dir: &Path, tag: &str, manifests: &[(&str, &str)], cmd
 }
 
 fn save(b: &Bastion, tag: &str, format: &str, tar: &Path) {
-    let out = b.ferry(&["save", "-m", format, "-o", tar.to_str().unwrap(), tag]);
+    let out = b.ferry(&["save", "-m", format, "-f", tar.to_str().unwrap(), tag]);
     assert!(out.status.success(), "ferry save {tag}: {}", stderr(&out));
 }
 
