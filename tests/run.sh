@@ -11,6 +11,7 @@ bash packaging/setup.sh
 bash packaging/build-agent.sh >/dev/null
 if [ "$(id -u)" -eq 0 ]; then
   bash packaging/real/build-binaries.sh
+  bash packaging/real/build-binaries.sh v1.35.4   # the upgrade's target
   bash packaging/real/build-helm.sh
 fi
 export FERRY_AGENT_BIN="$PWD/target/x86_64-unknown-linux-musl/agent/ferry-agent"

@@ -77,6 +77,34 @@ pub struct RunCmdArgs {
     /// stem>:latest`; one naming several is run as the first it names.
     #[arg(short = 't', long, value_enum)]
     pub transport: Option<ArchiveFormat>,
+    #[command(flatten)]
+    pub upgrade: UpgradeArgs,
+}
+
+/// How a Kubernetes upgrade (a rootfs image of a newer version) treats
+/// the nodes.
+#[derive(Debug, Clone, Args)]
+pub struct UpgradeArgs {
+    /// Upgrade: workers upgraded at a time (masters go one at a time).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub max_unavailable: usize,
+    /// Upgrade: cordon each node instead of draining it before its kubelet
+    /// is replaced.
+    #[arg(long)]
+    pub no_drain: bool,
+    /// Upgrade: how long one drain may take, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub upgrade_drain_timeout: u64,
+}
+
+impl UpgradeArgs {
+    pub fn opts(&self) -> crate::pipeline::upgrade::UpgradeOpts {
+        crate::pipeline::upgrade::UpgradeOpts {
+            max_unavailable: self.max_unavailable.max(1),
+            drain: (!self.no_drain)
+                .then(|| std::time::Duration::from_secs(self.upgrade_drain_timeout)),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -118,6 +146,8 @@ pub struct ApplyArgs {
     pub agent: AgentOpts,
     #[command(flatten)]
     pub relay: TopologyArgs,
+    #[command(flatten)]
+    pub upgrade: UpgradeArgs,
 }
 
 #[derive(Debug, Args)]

@@ -62,6 +62,7 @@ pub async fn add(cluster: &ClusterState, r: &Reporter, a: AddArgs) -> Result<Exi
         agent: &a.agent,
         topology: a.relay.topology(),
         insecure: a.insecure,
+        upgrade: Default::default(),
     };
     super::run::execute(cluster, r, cf, o).await
 }

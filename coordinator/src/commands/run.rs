@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use ferry_shared::clusterfile::{
     API_VERSION, Cluster, ClusterSpec, Clusterfile, Host, KIND_CLUSTER, ObjectMeta, Ssh,
 };
+use ferry_shared::image::ImageType;
 use ferry_shared::transfer::Topology;
 use ferry_shared::{HostAddr, Secret};
 
@@ -26,6 +27,7 @@ use crate::state::ClusterState;
 mod archives;
 mod dry;
 mod local_ip;
+mod plan_upgrade;
 
 pub use dry::{gen_cmd, plan};
 
@@ -178,6 +180,8 @@ pub struct ExecOpts<'a> {
     pub topology: Topology,
     /// `--insecure`: pull images over plain HTTP (`ferry pull --insecure`).
     pub insecure: bool,
+    /// How a Kubernetes upgrade treats nodes.
+    pub upgrade: crate::pipeline::upgrade::UpgradeOpts,
 }
 
 /// Runs the pipeline on `cf` and prints the outcome with phase timings.
@@ -200,6 +204,7 @@ pub async fn execute(
         topology: o.topology,
         install: install_ctx(cluster, r, o.ssh, o.agent)?,
         images: Arc::new(images) as Arc<dyn ImageSource>,
+        upgrade: o.upgrade,
     };
     let rec = Recorder::open(cluster.dir(), r.clone())?;
     let (res, timings) = crate::pipeline::run(cluster, &rec, inp).await;
@@ -256,7 +261,10 @@ enum Base {
 
 pub async fn run(cluster: &ClusterState, r: &Reporter, a: RunCmdArgs) -> Result<Exit, CliError> {
     let RunCmdArgs {
-        run: mut a, file, ..
+        run: mut a,
+        file,
+        upgrade,
+        ..
     } = a;
     resolve_single(&mut a)?;
     let stored = load_clusterfile(cluster)?;
@@ -296,6 +304,9 @@ pub async fn run(cluster: &ClusterState, r: &Reporter, a: RunCmdArgs) -> Result<
             cf
         }
         Base::Existing(mut cf) => {
+            let store = StoreImages::new(home).insecure(a.insecure);
+            store.pull_missing(&images).await?;
+            replace_rootfs(&store, &mut cf, &images)?;
             append_images(&mut cf, &images);
             // On a running cluster `--cmd` is the first given image's CMD
             // (kept with the cluster, so a later run computes the same
@@ -323,8 +334,47 @@ pub async fn run(cluster: &ClusterState, r: &Reporter, a: RunCmdArgs) -> Result<
         agent: &a.agent,
         topology: a.relay.topology(),
         insecure: a.insecure,
+        upgrade: upgrade.opts(),
     };
     execute(cluster, r, cf, o).await
+}
+
+/// A rootfs image run on an existing cluster takes the place of the
+/// cluster's rootfs image (sealos' `ReplaceRootfsImage`): a newer version
+/// is an upgrade, an older one is refused by the pipeline.
+fn replace_rootfs(
+    store: &StoreImages,
+    cf: &mut Clusterfile,
+    new: &[String],
+) -> Result<(), CliError> {
+    let is_rootfs = |name: &str| -> Result<bool, CliError> {
+        Ok(store.inspect(name)?.config.image_type() == ImageType::Rootfs)
+    };
+    let mut new_rootfs = Vec::new();
+    for n in new {
+        if is_rootfs(n)? {
+            new_rootfs.push(n.clone());
+        }
+    }
+    match new_rootfs.as_slice() {
+        [] => Ok(()),
+        [one] => {
+            let mut kept = Vec::new();
+            for i in &cf.cluster.spec.image {
+                // An image the store lost cannot be told apart: kept.
+                if i != one && !is_rootfs(i).unwrap_or(false) {
+                    kept.push(i.clone());
+                }
+            }
+            kept.insert(0, one.clone());
+            cf.cluster.spec.image = kept;
+            Ok(())
+        }
+        _ => Err(usage(format!(
+            "more than one rootfs image given: {}",
+            new_rootfs.join(", ")
+        ))),
+    }
 }
 
 fn append_images(cf: &mut Clusterfile, images: &[String]) {
@@ -400,7 +450,7 @@ pub async fn apply(
         cf.cluster.metadata.name = cluster.name().to_string();
     }
     cf.cluster.spec.set_env(&a.env);
-    let (p, notes) = plan(cluster, &cf)?;
+    let (p, notes) = plan(cluster, &cf, &a.upgrade.opts())?;
     if plan_only || a.dry_run {
         dry::print_plan(r, &p, &notes);
         return Ok(Exit::Ok);
@@ -447,6 +497,7 @@ pub async fn apply(
         agent: &a.agent,
         topology: a.relay.topology(),
         insecure: a.insecure,
+        upgrade: a.upgrade.opts(),
     };
     execute(cluster, r, cf, o).await
 }

@@ -25,6 +25,8 @@ pub struct Inputs {
     pub cf: Clusterfile,
     pub cli_env: Vec<String>,
     pub concurrency: usize,
+    /// How a Kubernetes upgrade treats nodes.
+    pub upgrade: super::upgrade::UpgradeOpts,
     /// How the distribute step relays trees (`--topology`).
     pub topology: ferry_shared::transfer::Topology,
     pub install: Arc<InstallCtx>,
@@ -59,6 +61,10 @@ pub struct Ctx {
     pub command_overrides: BTreeMap<String, Vec<String>>,
     /// Digest of the Config documents.
     pub configs_digest: String,
+    /// This run upgrades Kubernetes (the rootfs' version is newer than the
+    /// cluster's; `upgrade::detect`).
+    pub upgrade: Option<ferry_shared::kubeadm::Upgrade>,
+    pub upgrade_opts: super::upgrade::UpgradeOpts,
     pub data_dir: String,
     pub concurrency: usize,
     /// Digest of images + Config docs + cluster env.

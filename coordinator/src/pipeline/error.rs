@@ -41,6 +41,9 @@ pub enum PipelineError {
     },
     #[error("{step}: {detail}")]
     Cluster { step: Step, detail: String },
+    /// Refused before any host changed; the stored Clusterfile is kept.
+    #[error("{step}: {detail}")]
+    Refused { step: Step, detail: String },
     #[error("image {image}: {detail}")]
     Image { image: String, detail: String },
     /// An image's commands failed; the cluster itself is up.

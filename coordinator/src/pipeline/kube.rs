@@ -289,7 +289,7 @@ pub async fn init_master0(ctx: &Ctx, docs: &KubeadmDocs, n: &NodeRef) -> Result<
     if kubeadm_ops::init_done(ctx, n).await? {
         kubeadm_ops::already_done(ctx, n, step, "kubeadm init");
     } else {
-        kubeadm_ops::prepull(ctx, docs, n, step).await?;
+        kubeadm_ops::prepull(ctx, docs, n, step, false).await?;
         let path = kubeadm_ops::write_init_yaml(ctx, docs, n, step).await?;
         let cmd = Cmd::new(&[
             "kubeadm",
@@ -355,7 +355,7 @@ pub async fn join(
         kubeadm_ops::already_done(ctx, n, step, "kubeadm join");
     } else {
         let docs = fresh.docs(ctx).await?;
-        kubeadm_ops::prepull(ctx, &docs, n, step).await?;
+        kubeadm_ops::prepull(ctx, &docs, n, step, step == Step::JoinWorker).await?;
         let yaml = docs
             .join_yaml(&role, &ca_hash(ctx)?)
             .map_err(|e| PipelineError::host(&n.host, step, e))?;

@@ -24,7 +24,7 @@ fn kubeadm_dir(ctx: &Ctx) -> String {
 
 /// Runs a check: `Some(stdout)` when it exits 0, `None` when it exits
 /// non-zero; an unreachable agent is an error.
-async fn probe(
+pub async fn probe(
     ctx: &Ctx,
     n: &NodeRef,
     step: Step,
@@ -37,7 +37,7 @@ async fn probe(
     }
 }
 
-fn master0(ctx: &Ctx, step: Step) -> Result<NodeRef, PipelineError> {
+pub fn master0(ctx: &Ctx, step: Step) -> Result<NodeRef, PipelineError> {
     ctx.node(&ctx.master0).cloned().ok_or_else(|| {
         PipelineError::host(
             &ctx.master0.addr.to_string(),
@@ -48,7 +48,7 @@ fn master0(ctx: &Ctx, step: Step) -> Result<NodeRef, PipelineError> {
 }
 
 /// The Node name kubelet registers for a host.
-fn node_name(ctx: &Ctx, n: &NodeRef) -> String {
+pub fn node_name(ctx: &Ctx, n: &NodeRef) -> String {
     ctx.hostname(n.ip).to_ascii_lowercase()
 }
 
@@ -126,6 +126,7 @@ pub async fn prepull(
     docs: &KubeadmDocs,
     n: &NodeRef,
     step: Step,
+    worker: bool,
 ) -> Result<(), PipelineError> {
     let path = write_config(ctx, n, step, "kubeadm-images.yaml", docs.images_yaml()).await?;
     let list = Cmd::new(&["kubeadm", "config", "images", "list", "--config", &path]);
@@ -134,7 +135,7 @@ pub async fn prepull(
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
-        .filter(|i| step != Step::JoinWorker || worker_needs(i))
+        .filter(|i| !worker || worker_needs(i))
         .collect();
     let has_crictl = Cmd::new(&["env", "crictl", "--version"]);
     if probe(ctx, n, step, has_crictl).await?.is_none() {

@@ -33,6 +33,7 @@ pub mod node_ref {
 }
 mod steps;
 pub mod teardown;
+pub mod upgrade;
 mod writeback;
 
 pub use ctx::{Ctx, DEFAULT_VIP, Inputs};

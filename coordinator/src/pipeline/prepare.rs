@@ -158,6 +158,8 @@ pub(super) async fn prepare(
         host_traits,
         command_overrides: super::guest::command_overrides(&inp.cf),
         configs_digest,
+        upgrade: None,
+        upgrade_opts: inp.upgrade,
         data_dir: super::data_dir(state.name()),
         concurrency: inp.concurrency,
         base_digest,

@@ -13,7 +13,9 @@ use super::ctx::{Ctx, Inputs};
 use super::journal::Recorder;
 use super::kubeadm_ops::FreshSecrets;
 use super::node::NodeRef;
-use super::{PipelineError, bootstrap, distribute, guest, host_render, kube, prepare, writeback};
+use super::{
+    PipelineError, bootstrap, distribute, guest, host_render, kube, prepare, upgrade, writeback,
+};
 
 use crate::fanout;
 use crate::state::ClusterState;
@@ -31,6 +33,16 @@ pub async fn run(
     let mut cf = inp.cf.clone();
     let res = run_inner(state, rec, inp, &mut timings, &mut cf).await;
     let t = Instant::now();
+    if let Err(PipelineError::Refused { .. }) = &res {
+        rec.step_event(
+            Step::Writeback,
+            "",
+            EventKind::Finished,
+            "skipped: the run was refused before any host changed; the stored Clusterfile is kept",
+        );
+        rec.flush();
+        return (res, timings);
+    }
     rec.step_event(Step::Writeback, "", EventKind::Started, "");
     match writeback::write_status(state, &mut cf, &res) {
         Ok(()) => rec.step_event(
@@ -81,7 +93,14 @@ async fn run_inner(
     let checked = lap(timings, Step::Check, t, res)?;
 
     let t = Instant::now();
-    let res = prepare::prepare(state, rec, &inp, hosts, checked).await;
+    let res = match prepare::prepare(state, rec, &inp, hosts, checked).await {
+        // An upgrade is found (and refused) before any host changes.
+        Ok(mut c) => upgrade::detect(&c).await.map(|u| {
+            c.upgrade = u;
+            c
+        }),
+        Err(e) => Err(e),
+    };
     let ctx = Arc::new(lap(timings, Step::Images, t, res)?);
     writeback::set_mounts(cf_out, &ctx);
 
@@ -133,6 +152,10 @@ async fn run_inner(
     lap(timings, Step::JoinWorker, t, res)?;
 
     let t = Instant::now();
+    let res = upgrade::run(&ctx).await;
+    lap(timings, Step::Upgrade, t, res)?;
+
+    let t = Instant::now();
     *cf_out = ctx.cf.clone();
     writeback::set_mounts(cf_out, &ctx);
     let guest = guest::run_all(&ctx).await;
@@ -167,6 +190,38 @@ async fn render(ctx: &Arc<Ctx>, all: &[ResolvedHost]) -> Result<(), PipelineErro
 }
 
 async fn bootstrap_all(ctx: &Arc<Ctx>, all: &[ResolvedHost]) -> Result<(), PipelineError> {
+    // An upgrade replaces binaries on live hosts itself: their hooks (which
+    // refuse a running node) are not run again, only recorded for the new
+    // rootfs.
+    let all: Vec<ResolvedHost> = match &ctx.upgrade {
+        None => all.to_vec(),
+        Some(up) => {
+            let mut rest = Vec::new();
+            for h in all {
+                let key = h.addr.to_string();
+                if ctx.rec.ever_done(Step::Bootstrap, &key) {
+                    let msg = format!("hooks not re-run for the upgrade to {}", up.to);
+                    ctx.rec.record(
+                        Step::Bootstrap,
+                        &key,
+                        &ctx.bootstrap_digest(),
+                        Outcome::Done,
+                        &msg,
+                    )?;
+                    ctx.rec.step_event(
+                        Step::Bootstrap,
+                        &key,
+                        EventKind::Finished,
+                        &format!("skipped ({msg})"),
+                    );
+                } else {
+                    rest.push(h.clone());
+                }
+            }
+            rest
+        }
+    };
+    let all = all.as_slice();
     // Registry hosts first: every other host's init-cri needs the registry.
     let (reg, rest): (Vec<ResolvedHost>, Vec<ResolvedHost>) = all
         .iter()

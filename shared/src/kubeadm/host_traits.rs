@@ -1,6 +1,6 @@
 //! Defaults that depend on the hosts rather than on the image: the
 //! kubelet's cgroup driver (the init system), kube-proxy's mode (whether
-//! the kernels have IPVS) and cgroup v1 acceptance from Kubernetes 1.35.
+//! the kernels have IPVS) and cgroup v1 acceptance (explicit from 1.31).
 //! Each applies only when no image or Clusterfile document sets the field:
 //! a user's explicit choice always wins.
 
@@ -54,8 +54,10 @@ impl KubeadmDocs {
     /// - `KubeProxyConfiguration.mode`: `ipvs` (sealos' default) where every
     ///   kernel has IPVS, else `nftables` from 1.31 (beta, on by default)
     ///   and `iptables` before;
-    /// - `KubeletConfiguration.failCgroupV1: false` from 1.35 when a host
-    ///   runs cgroup v1 (the kubelet refuses v1 by default since 1.35);
+    /// - `KubeletConfiguration.failCgroupV1: false` when a host runs cgroup
+    ///   v1, wherever the field exists (1.31+): the kubelet refuses v1 by
+    ///   default since 1.35, and the cluster's kubelet-config ConfigMap
+    ///   carries the setting into an upgrade to 1.35;
     /// - `KubeProxyConfiguration.conntrack.maxPerCore: 0` (keep the host's
     ///   limit) where a host's `nf_conntrack_max` is read-only: kube-proxy
     ///   exits when it cannot raise it (kind does the same for its nodes).
@@ -71,7 +73,7 @@ impl KubeadmDocs {
             };
             set(k, &["cgroupDriver"], Value::from(driver));
         }
-        if minor >= 35
+        if minor >= 31
             && traits.cgroup_v1
             && !overlay_sets(overlays, "KubeletConfiguration", &["failCgroupV1"])
             && let Some(k) = self.doc_mut("KubeletConfiguration")
@@ -155,14 +157,16 @@ mod tests {
             doc(&y, "KubeProxyConfiguration")["conntrack"]["maxPerCore"],
             0
         );
-        // 1.34 still accepts cgroup v1 by default.
+        // Set explicitly from 1.31 (the field's first release), so an
+        // upgrade to 1.35 keeps accepting cgroup v1.
+        assert_eq!(doc(&y, "KubeletConfiguration")["failCgroupV1"], false);
+        let y = docs("v1.30.2", &[], &TESTBED);
+        assert_eq!(doc(&y, "KubeProxyConfiguration")["mode"], "iptables");
         assert!(
             doc(&y, "KubeletConfiguration")
                 .get("failCgroupV1")
                 .is_none()
         );
-        let y = docs("v1.30.2", &[], &TESTBED);
-        assert_eq!(doc(&y, "KubeProxyConfiguration")["mode"], "iptables");
         let y = docs("v1.35.4", &[], &TESTBED);
         assert_eq!(doc(&y, "KubeletConfiguration")["failCgroupV1"], false);
     }

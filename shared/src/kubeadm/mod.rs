@@ -10,12 +10,16 @@ mod generate;
 mod host_traits;
 mod net;
 mod token;
+mod upgrade;
 mod v1beta4;
 
 pub use generate::{ClusterFacts, JoinRole, KubeadmDocs};
 pub use host_traits::HostTraits;
 pub use net::cidr_contains;
 pub use token::{BootstrapToken, ca_cert_hash, certificate_key};
+pub use upgrade::{
+    KubeVersion, Upgrade, UpgradeRefusal, kubelet_skew_ok, upgrade_order, upgrade_path,
+};
 
 /// Where the default ClusterConfiguration points `--audit-policy-file`
 /// (inside the `/etc/kubernetes` hostPath volume it mounts).

@@ -25,6 +25,11 @@ pub enum Step {
     LbSync,
     /// Worker `kubeadm join` through the VIP.
     JoinWorker,
+    /// A Kubernetes upgrade (a rootfs of a newer version): `kubeadm upgrade
+    /// apply` on master0, `upgrade node` elsewhere, then per host drain,
+    /// new kubelet/kubectl, kubelet restart, Ready at the new version,
+    /// uncordon.
+    Upgrade,
     /// Image CMDs (rootfs/patch on every host, applications on master0).
     Guest,
     /// The Clusterfile with status written to the state directory.
@@ -34,7 +39,7 @@ pub enum Step {
 }
 
 impl Step {
-    pub const ALL: [Step; 12] = [
+    pub const ALL: [Step; 13] = [
         Step::Check,
         Step::Images,
         Step::Distribute,
@@ -44,6 +49,7 @@ impl Step {
         Step::JoinMaster,
         Step::LbSync,
         Step::JoinWorker,
+        Step::Upgrade,
         Step::Guest,
         Step::Writeback,
         Step::Backup,
@@ -60,6 +66,7 @@ impl Step {
             Step::JoinMaster => "join-master",
             Step::LbSync => "lb-sync",
             Step::JoinWorker => "join-worker",
+            Step::Upgrade => "upgrade",
             Step::Guest => "guest",
             Step::Writeback => "writeback",
             Step::Backup => "backup",
@@ -77,6 +84,7 @@ impl Step {
                 | Step::JoinMaster
                 | Step::LbSync
                 | Step::JoinWorker
+                | Step::Upgrade
                 | Step::Guest
                 | Step::Backup
         )

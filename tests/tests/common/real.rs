@@ -114,11 +114,17 @@ pub fn token_secrets(tb: &Testbed, via: usize) -> Vec<String> {
 /// Builds (or takes from the cache) the real binaries and both images into
 /// the bastion's image store.
 pub fn build_images(b: &Bastion, stage: &Path) {
+    build_images_of(b, stage, KUBE_VERSION);
+}
+
+/// [`build_images`] for another Kubernetes version (`v1.35.4`: the
+/// upgrade's target, built and cached like the first).
+pub fn build_images_of(b: &Bastion, stage: &Path, version: &str) {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let t = Instant::now();
     let st = Command::new("bash")
         .arg(repo.join("packaging/real/build-image.sh"))
-        .arg(KUBE_VERSION)
+        .arg(version)
         .arg(stage)
         .env("FERRY_BIN", ferry_bin())
         .env("FERRY_HOME", b.home().join(".ferry"))

@@ -13,6 +13,7 @@ use crate::cli::RunArgs;
 use crate::output::Reporter;
 use crate::pipeline::image_store::{ImageInfo, StoreImages};
 use crate::pipeline::load_clusterfile;
+use crate::pipeline::upgrade::UpgradeOpts;
 use crate::state::ClusterState;
 
 /// The Kubernetes version `ferry gen` assumes when no image says.
@@ -40,7 +41,11 @@ fn inspect_all(
 
 /// The plan of applying `new` over the stored Clusterfile, and notes about
 /// images it could not size (not in the store: never pulled here).
-pub fn plan(cluster: &ClusterState, new: &Clusterfile) -> Result<(Plan, Vec<String>), CliError> {
+pub fn plan(
+    cluster: &ClusterState,
+    new: &Clusterfile,
+    upgrade: &UpgradeOpts,
+) -> Result<(Plan, Vec<String>), CliError> {
     let stored = load_clusterfile(cluster)?;
     let old: Vec<ResolvedHost> = match &stored {
         Some(o) => o.cluster.resolved_hosts().map_err(usage)?,
@@ -66,6 +71,9 @@ pub fn plan(cluster: &ClusterState, new: &Clusterfile) -> Result<(Plan, Vec<Stri
         .collect();
     if let Some(o) = &stored {
         installs_on_kept_hosts(&mut rows, &o.cluster.spec.image, &found, &master0);
+        notes.extend(super::plan_upgrade::upgrade_rows(
+            &mut rows, o, &found, &hosts, &master0, upgrade,
+        ));
         if o.cluster.spec.env != new.cluster.spec.env || o.docs != new.docs {
             notes.push("the env or the Config documents changed: kept hosts also get the re-rendered files that differ, and commands whose expanded text changed run again".into());
         }

@@ -1,0 +1,339 @@
+//! The real tier: a Kubernetes upgrade by running a newer cluster image.
+//! A 1.34 cluster of 2 masters + 1 worker (real kubeadm, kubelet, etcd,
+//! control plane) is upgraded to 1.35 by `ferry run <1.35 image>`:
+//! - `ferry plan` says so beforehand; 1.34 → 1.36 is refused before any
+//!   host changes (the stored Clusterfile byte for byte the same);
+//! - the coordinator is SIGKILLed once master0 is done; a plain re-run
+//!   finishes without running master0's `kubeadm upgrade apply` again;
+//! - the apiserver and every kubelet report 1.35; a Deployment behind a
+//!   Service (and the apiserver VIP) answered throughout — a client loop
+//!   on the worker counts the failed requests (REAL-MEASURE);
+//! - a downgrade back to 1.34 is refused.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use common::real::{self, NETWORK_IMAGE, ROOTFS_IMAGE};
+use common::stderr;
+use ferry_shared::clusterfile::Clusterfile;
+use ferry_tests::testbed::Testbed;
+use serde_json::Value;
+
+const TARGET: &str = "v1.35.4";
+const TARGET_IMAGE: &str = "localhost/ferry/kubernetes:v1.35.4";
+
+const WORKLOAD: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: default}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      tolerations: [{key: node-role.kubernetes.io/control-plane, operator: Exists, effect: NoSchedule}]
+      topologySpreadConstraints:
+      - {maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: ScheduleAnyway, labelSelector: {matchLabels: {app: web}}}
+      containers:
+      - name: web
+        image: sealos.hub:5000/ferry/busybox:1
+        command: ["sh", "-c", "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www"]
+        ports: [{containerPort: 8080}]
+        readinessProbe: {httpGet: {path: /, port: 8080}, periodSeconds: 1}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: web, namespace: default}
+spec:
+  minAvailable: 2
+  selector: {matchLabels: {app: web}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+"#;
+
+fn apply_workload(tb: &Testbed) {
+    let mut cmd = tb.node_command(0, "kubectl").unwrap();
+    cmd.args(["--kubeconfig", real::ADMIN, "apply", "-f", "-"]);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(WORKLOAD.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "kubectl apply: {}", stderr(&out));
+    real::wait("3 web pods ready", 240, || {
+        let v = real::kubectl_json(tb, 0, &["get", "deployment", "web"]);
+        (v["status"]["readyReplicas"] == 3)
+            .then_some(())
+            .ok_or_else(|| v["status"].to_string())
+    });
+}
+
+/// Requests from the worker's host to the Service and to the apiserver
+/// VIP, one pair per round, until stopped: (rounds, failed requests).
+struct ClientLoop {
+    stop: Arc<AtomicBool>,
+    rounds: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ClientLoop {
+    fn start(tb: &Testbed, node: usize, cluster_ip: &str) -> Self {
+        let (stop, rounds, failed) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicU64::new(0)),
+        );
+        let (s, r, f) = (stop.clone(), rounds.clone(), failed.clone());
+        let mut web = tb.node_command(node, "curl").unwrap();
+        web.args([
+            "-sf",
+            "-m",
+            "2",
+            "-o",
+            "/dev/null",
+            &format!("http://{cluster_ip}/"),
+        ]);
+        let mut vip = tb.node_command(node, "curl").unwrap();
+        vip.args(["-sk", "-m", "2", "-o", "/dev/null", "-w", "%{http_code}"]);
+        vip.arg(format!("https://{}:6443/livez", real::VIP));
+        let handle = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                r.fetch_add(1, Ordering::Relaxed);
+                if !web.status().map(|st| st.success()).unwrap_or(false) {
+                    f.fetch_add(1, Ordering::Relaxed);
+                }
+                // Any HTTP answer (401/403/200) means an apiserver answered.
+                let code = vip
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).to_string());
+                if !code.is_ok_and(|c| c.starts_with(['2', '4'])) {
+                    f.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        Self {
+            stop,
+            rounds,
+            failed,
+            handle: Some(handle),
+        }
+    }
+
+    fn finish(mut self) -> (u64, u64) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            h.join().unwrap();
+        }
+        (
+            self.rounds.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
+    }
+}
+
+fn versions(tb: &Testbed) -> (String, Vec<String>) {
+    let v = real::kubectl_json(tb, 0, &["version"]);
+    let server = v["serverVersion"]["gitVersion"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let n = real::kubectl_json(tb, 0, &["get", "nodes"]);
+    let kubelets = n["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            i["status"]["nodeInfo"]["kubeletVersion"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    (server, kubelets)
+}
+
+/// `ferry run <image>` in the background until master0's kubelet part of
+/// the upgrade is done, then SIGKILL.
+fn run_until_master0_done(b: &common::Bastion, args: &[&str], master0: &str) -> Vec<Value> {
+    let mut cmd = b.command(&[&["--output", "json"], args].concat());
+    cmd.stdout(Stdio::piped()).stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let out = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    for line in BufReader::new(out).lines() {
+        let Ok(line) = line else { break };
+        let Ok(ev) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        let done =
+            ev["node"] == master0 && ev["kind"] == "finished" && ev["message"] == "upgrade kubelet";
+        seen.push(ev);
+        if done {
+            child.kill().unwrap();
+            break;
+        }
+    }
+    let st = child.wait().unwrap();
+    assert!(!st.success(), "the run was to be killed mid-upgrade");
+    seen
+}
+
+#[test]
+fn real_upgrade_1_34_to_1_35_with_a_kill_in_the_middle() {
+    let setup = real::Setup::new(3);
+    let (tb, b, pw, kh) = (&setup.tb, &setup.b, &setup.pw, setup.kh.as_str());
+    let stage = tempfile::tempdir().unwrap();
+    real::build_images_of(b, &stage.path().join("next"), TARGET);
+    let (m0, m1, w) = (setup.ip(0), setup.ip(1), setup.ip(2));
+    let run = [
+        "run",
+        ROOTFS_IMAGE,
+        NETWORK_IMAGE,
+        "--masters",
+        &format!("{m0},{m1}"),
+        "--nodes",
+        &w,
+        "-p",
+        pw,
+        "--known-hosts",
+        kh,
+    ];
+    let (out, ev) = b.ferry_json(&run);
+    assert!(out.status.success(), "ferry run: {}", stderr(&out));
+    eprintln!("REAL-MEASURE run 2+1 v1.34.4: {}", common::timings(&ev));
+    real::wait_nodes_ready(tb, 0, &["node1", "node2", "node3"], 300);
+    apply_workload(tb);
+    let cf_path = b.home().join(".ferry/default/Clusterfile");
+    let stored = std::fs::read_to_string(&cf_path).unwrap();
+
+    // 1.34 → 1.36 skips a minor: refused, nothing changed.
+    let work = tempfile::tempdir().unwrap();
+    let skip = work.path().join("skip");
+    std::fs::create_dir_all(&skip).unwrap();
+    std::fs::write(
+        skip.join("Kubefile"),
+        format!("FROM {ROOTFS_IMAGE}\nLABEL version=\"v1.36.1\"\n"),
+    )
+    .unwrap();
+    let out = b.ferry(&[
+        "build",
+        "-t",
+        "localhost/test/kubernetes:v1.36.1",
+        skip.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (out, ev) = b.ferry_json(&[
+        "run",
+        "localhost/test/kubernetes:v1.36.1",
+        "-p",
+        pw,
+        "--known-hosts",
+        kh,
+    ]);
+    assert!(!out.status.success());
+    let text = format!("{}{}", common::stdout(&out), stderr(&out));
+    assert!(text.contains("skips a minor version"), "{text}");
+    assert!(
+        !ev.iter().any(|e| e["message"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("distribute:")),
+        "a refused upgrade touched hosts"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&cf_path).unwrap(),
+        stored,
+        "Clusterfile kept"
+    );
+
+    // The plan of the upgrade, beforehand.
+    let mut cf = Clusterfile::parse(&stored).unwrap();
+    cf.cluster.spec.image[0] = TARGET_IMAGE.to_string();
+    let plan_file = work.path().join("Clusterfile.upgrade");
+    std::fs::write(&plan_file, cf.to_yaml(true).unwrap()).unwrap();
+    let out = b.ferry(&["plan", "-f", plan_file.to_str().unwrap()]);
+    let plan = common::stdout(&out);
+    assert!(out.status.success(), "{plan}{}", stderr(&out));
+    assert!(
+        plan.contains(&format!("upgrade {} → {TARGET}", real::KUBE_VERSION)),
+        "{plan}"
+    );
+    assert!(
+        plan.contains(&format!("kubeadm upgrade apply {TARGET}")),
+        "{plan}"
+    );
+    eprintln!("{plan}");
+
+    // The upgrade, killed after master0, then resumed.
+    let svc = real::kubectl_json(tb, 0, &["get", "service", "web"]);
+    let client = ClientLoop::start(tb, 2, svc["spec"]["clusterIP"].as_str().unwrap());
+    let t = std::time::Instant::now();
+    let up = ["run", TARGET_IMAGE, "-p", pw, "--known-hosts", kh];
+    let first = run_until_master0_done(b, &up, &m0);
+    let applied = |ev: &[Value]| {
+        ev.iter().any(|e| {
+            e["node"] == m0.as_str() && e["kind"] == "started" && e["message"] == "upgrade: kubeadm"
+        })
+    };
+    assert!(
+        applied(&first),
+        "master0's kubeadm part ran in the first run"
+    );
+    let (out, ev) = b.ferry_json(&up);
+    let took = t.elapsed().as_secs_f64();
+    let (rounds, failed) = client.finish();
+    assert!(out.status.success(), "resumed upgrade: {}", stderr(&out));
+    assert!(!applied(&ev), "master0's kubeadm upgrade apply ran again");
+    eprintln!(
+        "REAL-MEASURE upgrade 2+1 {} -> {TARGET} resumed: {}",
+        real::KUBE_VERSION,
+        common::timings(&ev)
+    );
+    eprintln!(
+        "REAL-MEASURE upgrade wall {took:.1}s (kill + resume); client rounds {rounds}, failed requests {failed} (Service + VIP)"
+    );
+    let (server, kubelets) = versions(tb);
+    assert_eq!(server, TARGET);
+    assert_eq!(kubelets, vec![TARGET.to_string(); 3]);
+    let v = real::kubectl_json(tb, 0, &["get", "deployment", "web"]);
+    assert_eq!(v["status"]["readyReplicas"], 3, "{}", v["status"]);
+    let nodes = real::kubectl_json(tb, 0, &["get", "nodes"]);
+    for n in nodes["items"].as_array().unwrap() {
+        assert!(
+            n["spec"]["unschedulable"].is_null(),
+            "left cordoned: {}",
+            n["metadata"]["name"]
+        );
+    }
+
+    // A downgrade is refused.
+    let (out, _) = b.ferry_json(&["run", ROOTFS_IMAGE, "-p", pw, "--known-hosts", kh]);
+    assert!(!out.status.success());
+    let text = format!("{}{}", common::stdout(&out), stderr(&out));
+    assert!(text.contains("downgrade"), "{text}");
+    assert_eq!(versions(tb).0, TARGET);
+    eprintln!(
+        "REAL-MEASURE upgrade peak memory {} MiB",
+        setup.mem.peak_mib()
+    );
+}
