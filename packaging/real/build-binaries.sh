@@ -85,7 +85,17 @@ step "building etcd $etcd_version"
 build_module etcd "go.etcd.io/etcd/server/v3@$etcd_version" go.etcd.io/etcd/server/v3
 step "building coredns $coredns_version"
 build_module coredns "github.com/coredns/coredns@$coredns_version" github.com/coredns/coredns
-crictl_version="v1.${minor}.0"
+# crictl follows Kubernetes' minor; the module proxy does not serve every
+# release (v1.35.0 is missing), and crictl speaks the stable CRI v1 API, so
+# the previous minor stands in for a missing one.
+crictl_version=""
+for v in "v1.${minor}.0" "v1.$((minor - 1)).0"; do
+  if (cd "$OUT/work" && go list -m -json "sigs.k8s.io/cri-tools@$v" >/dev/null 2>&1); then
+    crictl_version=$v
+    break
+  fi
+done
+[[ -n "$crictl_version" ]] || { echo "build-binaries: no cri-tools v1.${minor}.0 or v1.$((minor - 1)).0 on the Go module proxy" >&2; exit 1; }
 step "building crictl $crictl_version"
 build_module crictl "sigs.k8s.io/cri-tools@$crictl_version" sigs.k8s.io/cri-tools/cmd/crictl
 
