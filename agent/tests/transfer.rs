@@ -58,11 +58,21 @@ async fn plan(
     dest: &Path,
     entries: Vec<pb::Entry>,
 ) -> Result<pb::PlanReply, tonic::Status> {
+    plan_with(c, id, dest, entries, true).await
+}
+
+async fn plan_with(
+    c: &mut TransferClient<Channel>,
+    id: &str,
+    dest: &Path,
+    entries: Vec<pb::Entry>,
+    prune: bool,
+) -> Result<pb::PlanReply, tonic::Status> {
     let header = pb::PlanHeader {
         transfer_id: id.into(),
         destination: dest.display().to_string(),
         chunk_size: CS as u32,
-        prune: true,
+        prune,
         operation_id: "op".into(),
         entry_count: entries.len() as u64,
         exclude: Vec::new(),
@@ -337,6 +347,202 @@ async fn an_interrupted_push_resumes_without_resending_what_landed() {
     .await
     .unwrap();
     assert_eq!(std::fs::read(dest.join("big")).unwrap(), big);
+    agent.shutdown().await.unwrap();
+}
+
+async fn commit(
+    c: &mut TransferClient<Channel>,
+    id: &str,
+) -> Result<pb::CommitReply, tonic::Status> {
+    c.commit(pb::CommitRequest {
+        transfer_id: id.into(),
+    })
+    .await
+    .map(|r| r.into_inner())
+}
+
+/// An agent with its own cache dir (kept alive by the returned guard).
+async fn agent_with_cache() -> (
+    tempfile::TempDir,
+    common::TestAgent,
+    TransferClient<Channel>,
+) {
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().to_path_buf();
+    let agent = common::start_agent(|c| c.transfer.cache_dir = cache_dir).await;
+    let c = client(&agent).await;
+    (cache, agent, c)
+}
+
+/// Mode, owner and content of every entry under `dir`, for "nothing
+/// changed" checks.
+fn snapshot(dir: &Path) -> Vec<(std::path::PathBuf, u32, u32, Vec<u8>)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let m = std::fs::symlink_metadata(&d).unwrap();
+        let data = if m.is_file() {
+            std::fs::read(&d).unwrap()
+        } else {
+            Vec::new()
+        };
+        out.push((d.clone(), m.mode(), m.uid(), data));
+        if m.is_dir() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                stack.push(e.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn a_copy_keeps_what_the_destination_held_and_a_symlinked_root_is_refused() {
+    let (_cache, agent, mut c) = agent_with_cache().await;
+    let root = tempfile::tempdir().unwrap();
+    let dest = root.path().join("dest");
+    std::fs::create_dir_all(&dest).unwrap();
+    std::fs::write(dest.join("keep.txt"), b"keep").unwrap();
+    let data = b"new".to_vec();
+    let r = plan_with(
+        &mut c,
+        "k",
+        &dest,
+        vec![file("new.txt", &data, 0o644)],
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.to_delete, 0);
+    push(&mut c, "k", &r.missing, &[&data]).await;
+    assert_eq!(commit(&mut c, "k").await.unwrap().deleted, 0);
+    assert_eq!(std::fs::read(dest.join("keep.txt")).unwrap(), b"keep");
+    assert_eq!(std::fs::read(dest.join("new.txt")).unwrap(), data);
+
+    // /root/link -> /root/victim: refused, with or without prune, and the
+    // victim keeps everything.
+    let victim = root.path().join("victim");
+    std::fs::create_dir_all(&victim).unwrap();
+    std::fs::write(victim.join("keep.txt"), b"keep").unwrap();
+    let link = root.path().join("link");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let before = snapshot(&victim);
+    for prune in [true, false] {
+        let e = plan_with(&mut c, "v", &link, vec![file("x", &data, 0o644)], prune)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{e}");
+        assert!(e.message().contains("is a symlink"), "{e}");
+        assert!(e.message().contains(&victim.display().to_string()), "{e}");
+    }
+    assert_eq!(snapshot(&victim), before, "nothing written");
+    agent.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_symlink_swapped_in_after_the_plan_redirects_nothing() {
+    let (_cache, agent, mut c) = agent_with_cache().await;
+    let root = tempfile::tempdir().unwrap();
+    let (dest, outside) = (root.path().join("dest"), root.path().join("outside"));
+    std::fs::create_dir_all(dest.join("sub")).unwrap();
+    std::fs::write(dest.join("sub/conf"), b"old").unwrap();
+    std::fs::write(dest.join("meta-only"), b"same").unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("conf"), b"outside").unwrap();
+    std::fs::write(outside.join("meta-only"), b"same").unwrap();
+    for p in [outside.join("conf"), outside.join("meta-only")] {
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+        std::os::unix::fs::chown(&p, Some(1234), Some(1234)).unwrap();
+    }
+    let data = b"new content".to_vec();
+    let entries = || {
+        vec![
+            file("meta-only", b"same", 0o600),
+            dir("sub"),
+            file("sub/conf", &data, 0o600),
+        ]
+    };
+    let before = snapshot(&outside);
+    // A directory on the way becomes a symlink to `outside`.
+    let r = plan(&mut c, "s1", &dest, entries()).await.unwrap();
+    push(&mut c, "s1", &r.missing, &[&data]).await;
+    std::fs::rename(dest.join("sub"), root.path().join("sub.moved")).unwrap();
+    std::os::unix::fs::symlink(&outside, dest.join("sub")).unwrap();
+    let e = commit(&mut c, "s1").await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{e}");
+    assert!(e.message().contains("is a symlink"), "{e}");
+    assert_eq!(
+        snapshot(&outside),
+        before,
+        "nothing written through the link"
+    );
+    assert_eq!(std::fs::read(dest.join("meta-only")).unwrap(), b"same");
+    std::fs::remove_file(dest.join("sub")).unwrap();
+    std::fs::rename(root.path().join("sub.moved"), dest.join("sub")).unwrap();
+
+    // A file whose mode only is fixed becomes a symlink: no chmod/chown
+    // of its target.
+    let r = plan(&mut c, "s2", &dest, entries()).await.unwrap();
+    push(&mut c, "s2", &r.missing, &[&data]).await;
+    std::fs::remove_file(dest.join("meta-only")).unwrap();
+    std::os::unix::fs::symlink(outside.join("meta-only"), dest.join("meta-only")).unwrap();
+    let e = commit(&mut c, "s2").await.unwrap_err();
+    assert!(e.message().contains("is a symlink"), "{e}");
+    assert_eq!(
+        snapshot(&outside),
+        before,
+        "no chmod/chown through the link"
+    );
+    std::fs::remove_file(dest.join("meta-only")).unwrap();
+    std::fs::write(dest.join("meta-only"), b"same").unwrap();
+
+    // The root itself becomes a symlink.
+    let r = plan(&mut c, "s3", &dest, entries()).await.unwrap();
+    push(&mut c, "s3", &r.missing, &[&data]).await;
+    std::fs::rename(&dest, root.path().join("dest.moved")).unwrap();
+    std::os::unix::fs::symlink(&outside, &dest).unwrap();
+    let e = commit(&mut c, "s3").await.unwrap_err();
+    assert!(e.message().contains("is a symlink"), "{e}");
+    assert_eq!(
+        snapshot(&outside),
+        before,
+        "nothing written through the root"
+    );
+    agent.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn staged_chunks_are_private_after_an_interrupted_push() {
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().join("cache");
+    let dir = cache_dir.clone();
+    let agent = common::start_agent(|c| c.transfer.cache_dir = dir).await;
+    let mut c = client(&agent).await;
+    let root = tempfile::tempdir().unwrap();
+    let secret: Vec<u8> = (0..CS * 2).map(|i| (i * 13 % 251) as u8).collect();
+    let r = plan(
+        &mut c,
+        "p",
+        &root.path().join("dest"),
+        vec![file("key", &secret, 0o600)],
+    )
+    .await
+    .unwrap();
+    push(&mut c, "p", &r.missing[..1], &[&secret]).await;
+    let staged = walk_files(&cache_dir.join("chunks"));
+    assert_eq!(staged.len(), 1);
+    for f in &staged {
+        let mode = std::fs::metadata(f).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", f.display());
+    }
+    let mut d = staged[0].parent().unwrap();
+    while d.starts_with(&cache_dir) {
+        let mode = std::fs::metadata(d).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", d.display());
+        d = d.parent().unwrap();
+    }
     agent.shutdown().await.unwrap();
 }
 

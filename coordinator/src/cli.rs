@@ -262,10 +262,18 @@ pub struct ScpArgs {
     pub fanout: Fanout,
     #[command(flatten)]
     pub relay: crate::transfer::args::RelayArgs,
+    /// Mirror a directory SRC: remove entries under DST that are not in
+    /// SRC (as rsync --delete). Without it nothing on the nodes is removed.
+    #[arg(long)]
+    pub delete: bool,
+    /// Give the nodes' files the owners (uid/gid) they have on the bastion;
+    /// without it everything sent is owned by root (0:0).
+    #[arg(long)]
+    pub preserve_owner: bool,
     /// Local file or directory.
     pub src: PathBuf,
-    /// Absolute path on the nodes. A directory SRC is mirrored there:
-    /// entries under DST that are not in SRC are removed.
+    /// Absolute path on the nodes: a directory SRC is copied into DST (a
+    /// DST that is a symlink on a node is refused).
     pub dst: String,
 }
 

@@ -122,7 +122,8 @@ fn scp_copies_then_moves_only_changes_and_repairs_damage() {
     eprintln!("FIGURE no-op re-run on 3 nodes: {} ms", total_ms(&ev));
 
     // Change one chunk of the big file, delete one, rename one, retarget
-    // the symlink, change a mode: only the changed chunk moves.
+    // the symlink, change a mode: only the changed chunk moves; with
+    // `--delete` the nodes lose what SRC lost.
     {
         use std::io::{Seek, SeekFrom, Write};
         let mut f = std::fs::OpenOptions::new()
@@ -137,7 +138,7 @@ fn scp_copies_then_moves_only_changes_and_repairs_damage() {
     std::fs::remove_file(src.join("current")).unwrap();
     std::os::unix::fs::symlink("etc/conf", src.join("current")).unwrap();
     std::fs::set_permissions(src.join("etc/conf"), std::fs::Permissions::from_mode(0o640)).unwrap();
-    let (out, ev) = b.ferry_json(&["scp", &src_s, DST]);
+    let (out, ev) = b.ferry_json(&["scp", "--delete", &src_s, DST]);
     assert!(out.status.success(), "{}", stderr(&out));
     for i in &ip {
         let c = finished(&ev, i);
@@ -181,7 +182,7 @@ fn scp_copies_then_moves_only_changes_and_repairs_damage() {
     let out = b.ferry(&["scp", &src_s, "/"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("root"), "{}", stderr(&out));
-    let out = b.ferry(&["scp", &src_s, "/etc"]);
+    let out = b.ferry(&["scp", "--delete", &src_s, "/etc"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("top-level"), "{}", stderr(&out));
 }

@@ -3,18 +3,22 @@
 //! directories, then files (temp file in the same directory + fsync +
 //! rename) and symlinks (temp link + rename), then modes, ownership and
 //! mtimes (directories last, deepest first), then fsync of touched dirs.
-//! Content comes only from the verified chunk cache.
+//! Content comes only from the verified chunk cache; every path is resolved
+//! beneath the destination without following symlinks (`beneath.rs`).
 
-use std::collections::BTreeSet;
-use std::fs::{File, OpenOptions, Permissions};
+use std::collections::{BTreeSet, HashSet};
+use std::fs::{File, Permissions};
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ferry_shared::transfer::{Entry, EntryKind, Manifest, TreeDiff};
+use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, Uid};
 
 use super::TransferError;
+use super::beneath::{Beneath, remove_at, sync_dir};
 use super::cache::ChunkCache;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -33,14 +37,30 @@ fn io(path: &Path, what: &'static str) -> impl FnOnce(std::io::Error) -> Transfe
     move |source| TransferError::Io { what, path, source }
 }
 
-fn tmp_name(p: &Path) -> PathBuf {
-    let name = p
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    p.with_file_name(format!(".ferry-tmp.{name}.{}", super::unique_suffix()))
+fn errno(path: &Path, what: &'static str) -> impl FnOnce(rustix::io::Errno) -> TransferError {
+    let path = path.to_path_buf();
+    move |e| TransferError::Io {
+        what,
+        path,
+        source: e.into(),
+    }
 }
 
+fn tmp_name(name: &str) -> String {
+    format!(".ferry-tmp.{name}.{}", super::unique_suffix())
+}
+
+/// The parent (relative) of `rel`, `""` at the top.
+fn parent_of(rel: &str) -> String {
+    rel.rsplit_once('/')
+        .map(|(p, _)| p)
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Every path is resolved beneath `root` without following symlinks (see
+/// [`Beneath`]); a symlinked root or a symlink swapped in since the plan
+/// fails here before anything is written.
 pub fn apply(
     root: &Path,
     m: &Manifest,
@@ -51,60 +71,62 @@ pub fn apply(
         files_unchanged: d.unchanged_files.len() as u64,
         ..Applied::default()
     };
-    std::fs::create_dir_all(root).map_err(io(root, "create destination"))?;
-    let mut touched: BTreeSet<PathBuf> = BTreeSet::new();
-    for rel in &d.delete {
-        let p = root.join(rel);
-        let res = match std::fs::symlink_metadata(&p) {
-            Ok(md) if md.is_dir() => std::fs::remove_dir_all(&p),
-            Ok(_) => std::fs::remove_file(&p),
-            Err(e) => Err(e),
-        };
-        match res {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(io(&p, "remove")(e));
-            }
-            _ => out.deleted += 1,
-        }
-        touched.insert(p.parent().unwrap_or(root).to_path_buf());
-    }
+    let b = Beneath::open(root, true)?.ok_or_else(|| TransferError::NotADirectory(root.into()))?;
     let entries = m.entries();
+    // Directories the plan saw must still be real directories beneath the
+    // root: checked before the first change.
+    let created: HashSet<usize> = d.create_dirs.iter().copied().collect();
+    for (i, e) in entries.iter().enumerate() {
+        if matches!(e.kind, EntryKind::Dir) && !created.contains(&i) {
+            b.dir(e.path.as_str())?;
+        }
+    }
+    let mut touched: BTreeSet<String> = BTreeSet::new();
+    for rel in &d.delete {
+        match b.parent(rel) {
+            Ok((dir, name)) => {
+                remove_at(&dir, name, &b.shown(rel))?;
+            }
+            // Gone with its parent already.
+            Err(TransferError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        out.deleted += 1;
+        touched.insert(parent_of(rel));
+    }
     for &i in &d.create_dirs {
-        let p = root.join(entries[i].path.as_str());
-        std::fs::create_dir(&p).map_err(io(&p, "create directory"))?;
+        let rel = entries[i].path.as_str();
+        let (dir, name) = b.parent(rel)?;
+        // Private until its own mode is applied, last.
+        rustix::fs::mkdirat(&dir, name, Mode::from_raw_mode(0o700))
+            .map_err(errno(&b.shown(rel), "create directory"))?;
         out.dirs_created += 1;
-        touched.insert(p.parent().unwrap_or(root).to_path_buf());
+        touched.insert(parent_of(rel));
     }
     for &i in &d.write_files {
         let e = &entries[i];
-        let p = root.join(e.path.as_str());
-        out.bytes_written += write_file(&p, e, cache)?;
+        out.bytes_written += write_file(&b, e, cache)?;
         out.files_written += 1;
-        touched.insert(p.parent().unwrap_or(root).to_path_buf());
+        touched.insert(parent_of(e.path.as_str()));
     }
     for &i in &d.write_symlinks {
         let e = &entries[i];
-        let p = root.join(e.path.as_str());
         if let EntryKind::Symlink { target } = &e.kind {
-            let tmp = tmp_name(&p);
-            std::os::unix::fs::symlink(target, &tmp).map_err(io(&tmp, "create symlink"))?;
-            std::os::unix::fs::lchown(&tmp, Some(e.meta.uid), Some(e.meta.gid))
-                .map_err(io(&tmp, "chown symlink"))?;
-            std::fs::rename(&tmp, &p).map_err(io(&p, "rename symlink"))?;
+            write_symlink(&b, e, target)?;
             out.symlinks_written += 1;
-            touched.insert(p.parent().unwrap_or(root).to_path_buf());
+            touched.insert(parent_of(e.path.as_str()));
         }
     }
     for &i in &d.fix_meta {
         let e = &entries[i];
         if !matches!(e.kind, EntryKind::Dir) {
-            set_meta(&root.join(e.path.as_str()), e)?;
+            set_meta(&b, e)?;
             out.metadata_fixed += 1;
         }
     }
     // Directories last, deepest first, so restrictive modes never get in
     // the way of writing their children.
-    let created: std::collections::HashSet<usize> = d.create_dirs.iter().copied().collect();
     let mut dirs: Vec<usize> = d.create_dirs.clone();
     dirs.extend(
         d.fix_meta
@@ -114,48 +136,75 @@ pub fn apply(
     );
     dirs.sort_unstable();
     for &i in dirs.iter().rev() {
-        set_meta(&root.join(entries[i].path.as_str()), &entries[i])?;
+        set_meta(&b, &entries[i])?;
         if !created.contains(&i) {
             out.metadata_fixed += 1;
         }
     }
-    for dir in touched {
-        if let Ok(f) = File::open(&dir) {
-            f.sync_all().map_err(io(&dir, "fsync directory"))?;
-        }
+    for rel in touched {
+        sync_dir(&b, &rel)?;
     }
     Ok(out)
 }
 
-fn write_file(p: &Path, e: &Entry, cache: &ChunkCache) -> Result<u64, TransferError> {
+fn write_file(b: &Beneath, e: &Entry, cache: &ChunkCache) -> Result<u64, TransferError> {
     let EntryKind::File { chunks, .. } = &e.kind else {
         return Ok(0);
     };
-    let tmp = tmp_name(p);
+    let rel = e.path.as_str();
+    let (dir, name) = b.parent(rel)?;
+    let tmp = tmp_name(name);
+    let shown = b.shown(rel).with_file_name(&tmp);
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = rustix::fs::openat(&dir, tmp.as_str(), flags, Mode::from_raw_mode(0o600))
+        .map_err(errno(&shown, "create temp file"))?;
     let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io(&tmp, "create temp file"))?;
+        let mut f = File::from(fd);
         let mut n = 0u64;
         let mut data = Vec::new();
         for h in chunks {
             cache.get_into(h, &mut data)?;
-            f.write_all(&data).map_err(io(&tmp, "write"))?;
+            f.write_all(&data).map_err(io(&shown, "write"))?;
             n += data.len() as u64;
         }
-        apply_meta_fd(&f, &tmp, e)?;
-        f.sync_all().map_err(io(&tmp, "fsync"))?;
+        apply_meta_fd(&f, &shown, e)?;
+        f.sync_all().map_err(io(&shown, "fsync"))?;
         drop(f);
-        std::fs::rename(&tmp, p).map_err(io(p, "rename into place"))?;
+        rustix::fs::renameat(&dir, tmp.as_str(), &dir, name)
+            .map_err(errno(&b.shown(rel), "rename into place"))?;
         Ok(n)
     })();
     if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = rustix::fs::unlinkat(&dir, tmp.as_str(), AtFlags::empty());
     }
     result
+}
+
+fn write_symlink(b: &Beneath, e: &Entry, target: &str) -> Result<(), TransferError> {
+    let rel = e.path.as_str();
+    let (dir, name) = b.parent(rel)?;
+    let tmp = tmp_name(name);
+    let shown = b.shown(rel).with_file_name(&tmp);
+    rustix::fs::symlinkat(target, &dir, tmp.as_str()).map_err(errno(&shown, "create symlink"))?;
+    let res = chown_link(&dir, &tmp, e, &shown).and_then(|()| {
+        rustix::fs::renameat(&dir, tmp.as_str(), &dir, name)
+            .map_err(errno(&b.shown(rel), "rename symlink"))
+    });
+    if res.is_err() {
+        let _ = rustix::fs::unlinkat(&dir, tmp.as_str(), AtFlags::empty());
+    }
+    res
+}
+
+fn chown_link(dir: &OwnedFd, name: &str, e: &Entry, shown: &Path) -> Result<(), TransferError> {
+    rustix::fs::chownat(
+        dir,
+        name,
+        Some(Uid::from_raw_unchecked(e.meta.uid)),
+        Some(Gid::from_raw_unchecked(e.meta.gid)),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .map_err(errno(shown, "chown symlink"))
 }
 
 fn mtime(ns: i64) -> SystemTime {
@@ -177,16 +226,17 @@ fn apply_meta_fd(f: &File, p: &Path, e: &Entry) -> Result<(), TransferError> {
     Ok(())
 }
 
-fn set_meta(p: &Path, e: &Entry) -> Result<(), TransferError> {
-    match e.kind {
+fn set_meta(b: &Beneath, e: &Entry) -> Result<(), TransferError> {
+    let rel = e.path.as_str();
+    let want = match e.kind {
         EntryKind::Symlink { .. } => {
-            std::os::unix::fs::lchown(p, Some(e.meta.uid), Some(e.meta.gid))
-                .map_err(io(p, "chown symlink"))
+            let (dir, name) = b.parent(rel)?;
+            return chown_link(&dir, name, e, &b.shown(rel));
         }
-        EntryKind::Dir | EntryKind::File { .. } => {
-            // Opened read-only: works on running executables (no ETXTBSY).
-            let f = File::open(p).map_err(io(p, "open"))?;
-            apply_meta_fd(&f, p, e)
-        }
-    }
+        EntryKind::Dir => FileType::Directory,
+        EntryKind::File { .. } => FileType::RegularFile,
+    };
+    // Opened read-only: works on running executables (no ETXTBSY).
+    let f = b.open_entry(rel, want)?;
+    apply_meta_fd(&f, &b.shown(rel), e)
 }

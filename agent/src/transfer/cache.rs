@@ -25,7 +25,7 @@
 use std::collections::HashMap;
 use std::fs::{File, Metadata};
 use std::io::{Read, Write};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -71,8 +71,36 @@ fn io(path: &Path, what: &'static str) -> impl FnOnce(std::io::Error) -> Transfe
     move |source| TransferError::Io { what, path, source }
 }
 
+/// Creates `dir` (0700) if missing; parents get the default mode.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Creates `path` (0600) for writing; it must not exist.
+pub fn private_file(path: &Path) -> std::io::Result<File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+}
+
 impl ChunkCache {
+    /// The cache in `dir`, made private (0700) now: staged chunks of 0600
+    /// files are never readable by other users, even after an interrupted
+    /// transfer. Failing that is reported on the first write.
     pub fn new(dir: PathBuf, max_bytes: u64) -> Self {
+        let private = private_dir(&dir)
+            .and_then(|()| std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)));
+        if let Err(e) = private {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot make the chunk cache private (0700)");
+        }
         Self {
             dir,
             max_bytes,
@@ -109,11 +137,16 @@ impl ChunkCache {
     pub fn put(&self, h: &ChunkHash, data: &[u8]) -> Result<(), TransferError> {
         let dst = self.path(h);
         let tmp_dir = self.dir.join("tmp");
-        for d in [dst.parent().unwrap_or(&self.dir), tmp_dir.as_path()] {
-            std::fs::create_dir_all(d).map_err(io(d, "create cache dir"))?;
+        for d in [
+            self.dir.as_path(),
+            &self.dir.join("chunks"),
+            dst.parent().unwrap_or(&self.dir),
+            tmp_dir.as_path(),
+        ] {
+            private_dir(d).map_err(io(d, "create cache dir"))?;
         }
         let tmp = tmp_dir.join(format!("{}.{}", h.hex(), super::unique_suffix()));
-        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp, "create cache temp"))?;
+        let mut f = private_file(&tmp).map_err(io(&tmp, "create cache temp"))?;
         f.write_all(data).map_err(io(&tmp, "write cache temp"))?;
         std::fs::rename(&tmp, &dst).map_err(io(&dst, "store cache entry"))?;
         // Stamped after the rename (which may update ctime), from the
@@ -224,6 +257,61 @@ impl ChunkCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Modes of everything under `dir` (itself included), by path.
+    fn modes(dir: &Path) -> Vec<(PathBuf, u32)> {
+        let mut out = vec![(
+            dir.to_path_buf(),
+            std::fs::metadata(dir).unwrap().permissions().mode() & 0o7777,
+        )];
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            if e.path().is_dir() {
+                out.extend(modes(&e.path()));
+            } else {
+                out.push((
+                    e.path(),
+                    e.metadata().unwrap().permissions().mode() & 0o7777,
+                ));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_cache_is_private_even_where_it_was_not() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("cache");
+        // An older agent's cache: 0755 with a 0644 chunk.
+        std::fs::create_dir_all(dir.join("chunks/ab")).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let c = ChunkCache::new(dir.clone(), 1 << 20);
+        let h = ChunkHash::of(b"secret");
+        c.put(&h, b"secret").unwrap();
+        record_index(&dir);
+        for (p, m) in modes(&dir) {
+            let want = if p.is_dir() { 0o700 } else { 0o600 };
+            if p == dir || p.starts_with(dir.join("tmp")) || p.starts_with(dir.join("index")) {
+                assert_eq!(m, want, "{}", p.display());
+            }
+        }
+        let chunk = c.path(&h);
+        let m = std::fs::metadata(&chunk).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(m, 0o600, "{}", chunk.display());
+        let m = std::fs::metadata(chunk.parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(m, 0o700);
+    }
+
+    /// Writes a stat index into the cache dir the way a commit does.
+    fn record_index(cache_dir: &Path) {
+        let root = cache_dir.parent().unwrap().join("tree");
+        std::fs::create_dir_all(&root).unwrap();
+        let m = ferry_shared::transfer::Manifest::new(4096, Vec::new()).unwrap();
+        super::super::stat_index::StatIndex::record(cache_dir, &root, &m).unwrap();
+    }
 
     #[test]
     fn evict_removes_only_the_named_entries() {

@@ -73,7 +73,11 @@ pub fn error(e: &TransferError) -> Status {
     match e {
         TransferError::NoSession(_)
         | TransferError::MissingChunks { .. }
-        | TransferError::DirectoryInTheWay(_) => Status::failed_precondition(e.to_string()),
+        | TransferError::DirectoryInTheWay(_)
+        | TransferError::NotADirectory(_)
+        | TransferError::SymlinkRoot { .. }
+        | TransferError::SymlinkInTheWay(_)
+        | TransferError::TypeChanged(_) => Status::failed_precondition(e.to_string()),
         TransferError::BadChunk(_) | TransferError::Manifest(_) => {
             Status::invalid_argument(e.to_string())
         }

@@ -4,6 +4,7 @@
 //! atomically per file. See `proto/ferry/transfer/v1/transfer.proto`.
 
 pub mod apply;
+pub mod beneath;
 pub mod cache;
 pub mod convert;
 pub mod parts;
@@ -59,6 +60,17 @@ pub enum TransferError {
     #[error("destination {0} exists and is not a directory")]
     NotADirectory(PathBuf),
     #[error(
+        "destination {path} is a symlink (to {}) on this node; ferry never writes through a symlinked destination: give the directory it points to, or remove the link",
+        target.display()
+    )]
+    SymlinkRoot { path: PathBuf, target: PathBuf },
+    #[error(
+        "{0} is a symlink on this node where the transfer expects a directory or file (changed since the plan?); nothing was written through it: remove the link, then re-run the transfer"
+    )]
+    SymlinkInTheWay(PathBuf),
+    #[error("{0} changed type on this node since the plan; re-run the transfer")]
+    TypeChanged(PathBuf),
+    #[error(
         "cache entry {path} was corrupt (sha256 {hash} mismatch) and was removed; re-run the transfer"
     )]
     Corrupt { path: PathBuf, hash: String },
@@ -68,7 +80,9 @@ pub enum TransferError {
     NoSession(String),
     #[error("transfer `{id}`: {missing} chunks are still missing; push them before commit")]
     MissingChunks { id: String, missing: usize },
-    #[error("{0} is a directory on the node; give the destination file's full path")]
+    #[error(
+        "{0} is a directory on the node where the source has a file; give the destination file's full path, or remove that directory"
+    )]
     DirectoryInTheWay(PathBuf),
     #[error("bad chunk: {0}")]
     BadChunk(String),

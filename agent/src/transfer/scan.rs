@@ -2,7 +2,7 @@
 //! paths), file content hashed chunk by chunk, and an index of where each
 //! chunk can be read locally (content reuse across renames and changes).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -50,7 +50,10 @@ pub fn scan(
     match std::fs::symlink_metadata(root) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(s),
         Err(e) => return Err(io(root, "inspect destination")(e)),
-        Ok(m) if !m.is_dir() && !m.file_type().is_symlink() => {
+        Ok(m) if m.file_type().is_symlink() => {
+            super::beneath::refuse_symlink_root(root)?;
+        }
+        Ok(m) if !m.is_dir() => {
             return Err(TransferError::NotADirectory(root.to_path_buf()));
         }
         Ok(_) => {}
@@ -78,13 +81,23 @@ pub fn scan(
             }
         }
     } else {
+        // Parents come first in a manifest: below a path that is missing
+        // or not a real directory (a symlink) nothing is looked at, so
+        // nothing is ever observed through a symlink.
+        let mut blocked: HashSet<&str> = HashSet::new();
         for e in manifest.entries() {
-            let path = root.join(e.path.as_str());
-            match std::fs::symlink_metadata(&path) {
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
-                _ => {
-                    observe(&mut s, &path, e.path.to_string(), &mut buf, idx)?;
-                }
+            let rel = e.path.as_str();
+            if e.path.parent().is_some_and(|p| blocked.contains(p)) {
+                blocked.insert(rel);
+                continue;
+            }
+            let path = root.join(rel);
+            let is_dir = match std::fs::symlink_metadata(&path) {
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => false,
+                _ => observe(&mut s, &path, e.path.to_string(), &mut buf, idx)?,
+            };
+            if !is_dir {
+                blocked.insert(rel);
             }
         }
     }

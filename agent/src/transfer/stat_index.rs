@@ -83,9 +83,10 @@ impl StatIndex {
     pub fn record(cache_dir: &Path, root: &Path, manifest: &Manifest) -> std::io::Result<()> {
         let path = file(cache_dir, root);
         let dir = cache_dir.join("index");
-        std::fs::create_dir_all(&dir)?;
+        super::cache::private_dir(cache_dir)?;
+        super::cache::private_dir(&dir)?;
         let tmp = dir.join(format!(".tmp.{}", super::unique_suffix()));
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        let mut out = std::io::BufWriter::new(super::cache::private_file(&tmp)?);
         writeln!(out, "{}", json!({ "chunk_size": manifest.chunk_size() }))?;
         for e in manifest.entries() {
             let EntryKind::File { chunks, .. } = &e.kind else {

@@ -1,7 +1,9 @@
 //! `ferry scp SRC DST`: bring DST on every selected node to the content of
 //! the local SRC through the agents' transfer service. Content-addressed:
-//! only chunks a node lacks cross the network; a directory SRC is mirrored
-//! (entries not in SRC are removed under DST).
+//! only chunks a node lacks cross the network. A directory SRC is copied
+//! into DST; only with `--delete` is it mirrored (entries not in SRC are
+//! removed under DST). Files are owned by root on the nodes unless
+//! `--preserve-owner`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,14 +33,22 @@ pub async fn scp(cluster: &ClusterState, r: &Reporter, a: ScpArgs) -> Result<Exi
         )));
     }
     let dst = DestRoot::new(a.dst.as_str()).map_err(|e| CliError::Usage(format!("DST: {e}")))?;
-    if a.src.is_dir() && !a.relay.registry_sync && !dst.may_prune() {
+    if a.delete && a.relay.registry_sync {
+        return Err(CliError::Usage(
+            "--delete and --registry-sync do not go together: a registry sync never removes blobs"
+                .into(),
+        ));
+    }
+    if a.delete && a.src.is_dir() && !dst.may_prune() {
         return Err(CliError::Usage(format!(
-            "DST {dst} is a top-level directory: a directory SRC is mirrored (entries not in SRC are removed), so copy into a subdirectory such as {dst}/NAME"
+            "DST {dst} is a top-level directory: --delete would remove everything in it that is not in SRC; mirror into a subdirectory such as {dst}/NAME"
         )));
     }
     let nodes = select(cluster, &a.select)?;
     let tls = ClientTls::from_pki(&cluster.agent_pki()?);
     let mut opts = BuildOptions::new(DEFAULT_CHUNK_SIZE);
+    opts.prune = a.delete;
+    opts.preserve_owner = a.preserve_owner;
     for x in &a.relay.exclude {
         let x = RelPath::new(x.trim_end_matches('/'))
             .map_err(|e| CliError::Usage(format!("--exclude {x}: {e}")))?;

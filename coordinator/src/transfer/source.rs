@@ -70,8 +70,13 @@ pub struct Source {
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
     pub chunk_size: u32,
-    /// Mirror: remove what is not in SRC (directory sources).
+    /// Mirror: remove what is not in SRC (directory sources). Off by
+    /// default: only trees ferry owns (the pipeline's rootfs, `scp
+    /// --delete`) are pruned.
     pub prune: bool,
+    /// Send the source files' uid/gid; off by default, every entry is sent
+    /// as 0:0 (root on the nodes), whoever runs the coordinator.
+    pub preserve_owner: bool,
     /// Relative paths left out of the manifest and protected from pruning.
     pub exclude: Vec<RelPath>,
     /// Only these relative subtrees (and their parent directories); empty
@@ -90,7 +95,8 @@ impl BuildOptions {
     pub fn new(chunk_size: u32) -> Self {
         Self {
             chunk_size,
-            prune: true,
+            prune: false,
+            preserve_owner: false,
             exclude: Vec::new(),
             only: Vec::new(),
             expect_sha256: None,
@@ -126,14 +132,16 @@ struct Walk {
     chunks: HashMap<ChunkHash, ChunkLoc>,
     skipped_special: u64,
     expect_sha256: Option<ExpectSha256>,
+    preserve_owner: bool,
     /// Files whose content does not hash to the digest their path names:
     /// (path, expected, actual).
     bad_digests: Vec<(PathBuf, [u8; 32], [u8; 32])>,
 }
 
 /// Builds the manifest of `src` for destination `dst`. A directory `src`
-/// becomes `dst` (mirrored, with prune); a file `src` becomes the file
-/// `dst` (nothing else at its destination is touched).
+/// is copied into `dst` (nothing removed: see [`BuildOptions::prune`]); a
+/// file `src` becomes the file `dst` (nothing else at its destination is
+/// touched). Entries are owned by 0:0.
 pub fn build(src: &Path, dst: &str, chunk_size: u32) -> Result<Source, TransferError> {
     build_with(src, dst, &BuildOptions::new(chunk_size))
 }
@@ -150,6 +158,7 @@ pub fn build_with(src: &Path, dst: &str, opts: &BuildOptions) -> Result<Source, 
         chunks: HashMap::new(),
         skipped_special: 0,
         expect_sha256: opts.expect_sha256,
+        preserve_owner: opts.preserve_owner,
         bad_digests: Vec::new(),
     };
     let (dest, prune) = if md.is_dir() {
@@ -214,10 +223,15 @@ impl Walk {
     fn add(&mut self, path: &Path, rel: &str) -> Result<bool, TransferError> {
         let m = std::fs::symlink_metadata(path).map_err(io(path, "inspect"))?;
         let rel = RelPath::new(rel).map_err(TransferError::Path)?;
+        let (uid, gid) = if self.preserve_owner {
+            (m.uid(), m.gid())
+        } else {
+            (0, 0)
+        };
         let meta = Meta {
             mode: m.permissions().mode() & 0o7777,
-            uid: m.uid(),
-            gid: m.gid(),
+            uid,
+            gid,
         };
         let ft = m.file_type();
         let kind = if ft.is_dir() {
@@ -426,7 +440,7 @@ mod tests {
         std::os::unix::fs::symlink("a/f", root.join("l")).unwrap();
         let s = build(root, "/opt/x/", MIN_CHUNK_SIZE).unwrap();
         assert_eq!(s.dest.as_str(), "/opt/x");
-        assert!(s.prune);
+        assert!(!s.prune, "a copy never prunes unless asked");
         let paths: Vec<&str> = s
             .manifest
             .entries()
@@ -455,6 +469,41 @@ mod tests {
         std::fs::write(root.join("a/f"), b"changed").unwrap();
         let e = load_chunk(&s.chunks[&chunks[0]], &chunks[0]).unwrap_err();
         assert!(e.to_string().contains("changed while"), "{e}");
+    }
+
+    #[test]
+    fn entries_are_root_owned_unless_owners_are_preserved() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("t");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(root.join("sub/f"), b"x").unwrap();
+        std::fs::set_permissions(root.join("sub/f"), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+        // Whoever runs this (a uid-1000 bastion user or root), the files are
+        // owned by someone; the manifest must not carry that owner.
+        let owner = |p: &Path| {
+            let m = std::fs::metadata(p).unwrap();
+            (m.uid(), m.gid())
+        };
+        if rustix::process::geteuid().is_root() {
+            for p in [root.join("sub"), root.join("sub/f")] {
+                std::os::unix::fs::chown(&p, Some(1000), Some(1000)).unwrap();
+            }
+        }
+        let src_owner = owner(&root.join("sub/f"));
+        let s = build(&root, "/opt/x", MIN_CHUNK_SIZE).unwrap();
+        for e in s.manifest.entries() {
+            assert_eq!((e.meta.uid, e.meta.gid), (0, 0), "{}", e.path);
+        }
+        assert_eq!(s.manifest.entries()[1].meta.mode, 0o600, "modes are kept");
+        let opts = BuildOptions {
+            preserve_owner: true,
+            ..BuildOptions::new(MIN_CHUNK_SIZE)
+        };
+        let s = build_with(&root, "/opt/x", &opts).unwrap();
+        let f = &s.manifest.entries()[1];
+        assert_eq!((f.meta.uid, f.meta.gid), src_owner, "{}", f.path);
     }
 
     #[test]

@@ -50,10 +50,12 @@ pub async fn hash(local: &Path, dst: &str, registry_root: bool) -> Result<Job, P
             return Ok(Job::Registry(Arc::new(r)));
         }
         let mut opts = BuildOptions::new(DEFAULT_CHUNK_SIZE);
-        if registry_root {
-            opts.prune = false;
-        } else if let Ok(r) = RelPath::new("registry") {
-            opts.exclude.push(r);
+        // Rootfs and app trees are ferry's own: mirrored with prune.
+        if !registry_root {
+            opts.prune = true;
+            if let Ok(r) = RelPath::new("registry") {
+                opts.exclude.push(r);
+            }
         }
         Ok(Job::Tree(Arc::new(build_with(&l, &d, &opts)?)))
     })
