@@ -371,3 +371,72 @@ fn gnu_long_name_absolute() {
         *r == Rule::AbsolutePath
     });
 }
+
+/// Counts the bytes read through it.
+struct Counting<R> {
+    inner: R,
+    read: std::rc::Rc<std::cell::Cell<u64>>,
+}
+
+impl<R: std::io::Read> std::io::Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.set(self.read.get() + n as u64);
+        Ok(n)
+    }
+}
+
+#[test]
+fn a_1_gib_pax_header_is_refused_before_it_is_read() {
+    use std::io::Read;
+    let sb = Sandbox::new();
+    for (kind, entry_type) in [
+        ("PAX", EntryType::XHeader),
+        ("GNU long name", EntryType::GNULongName),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(entry_type);
+        h.set_path("././@LongLink").unwrap();
+        h.set_size(1 << 30);
+        h.set_cksum();
+        // 1 GiB of header data, never materialised by the test either.
+        let body = std::io::repeat(b'a').take(1 << 30);
+        let read = std::rc::Rc::new(std::cell::Cell::new(0));
+        let src = Counting {
+            inner: h.as_bytes().chain(body),
+            read: read.clone(),
+        };
+        let id = ferry_coordinator::image::unpack::LayerId {
+            index: 0,
+            digest: "sha256:test".to_owned(),
+        };
+        let err = ferry_coordinator::image::unpack::unpack_layer(
+            src,
+            &sb.target,
+            &id,
+            &UnpackOptions::default(),
+        )
+        .expect_err("a 1 GiB header accepted");
+        let text = err.to_string();
+        assert!(
+            text.contains("sha256:test") && text.contains("exceeds the limit"),
+            "{text}"
+        );
+        let (_, rule) = rejected(err);
+        assert_eq!(
+            rule,
+            Rule::HeaderTooLarge {
+                kind,
+                size: 1 << 30,
+                max: 1 << 20
+            }
+        );
+        assert!(read.get() < 1 << 20, "{kind}: read {} bytes", read.get());
+        assert_eq!(
+            fs::read_dir(&sb.target).unwrap().count(),
+            0,
+            "nothing written"
+        );
+        sb.assert_canary_untouched();
+    }
+}

@@ -193,6 +193,34 @@ fn hostile_archives_are_rejected_before_naming_anything() {
         let s = Store::open(dst.path()).unwrap();
         assert!(s.list().unwrap().is_empty(), "{what} named an image");
     }
+    // A 1 GiB PAX header (a sparse file): refused at its header block,
+    // never read into memory.
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::XHeader);
+    h.set_path("PaxHeaders/x").unwrap();
+    h.set_size(1 << 30);
+    h.set_cksum();
+    let bomb = home.path().join("bomb.tar");
+    std::fs::write(&bomb, h.as_bytes()).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&bomb)
+        .unwrap()
+        .set_len((1 << 30) + 2048)
+        .unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let out = ferry(
+        home.path(),
+        dst.path(),
+        &["load", "-i", bomb.to_str().unwrap()],
+    );
+    assert!(!out.status.success(), "bomb loaded");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("PAX header") && err.contains("exceeds the limit"),
+        "{err}"
+    );
+    assert!(Store::open(dst.path()).unwrap().list().unwrap().is_empty());
 }
 
 #[test]

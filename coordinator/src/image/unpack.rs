@@ -14,7 +14,9 @@
 //!   one) that is a regular file reached without symlinks;
 //! - character/block devices and FIFOs are rejected; setuid/setgid bits are
 //!   rejected unless `allow_setuid`;
-//! - limits: bytes per entry, bytes per layer, entries per layer.
+//! - limits: bytes per entry, bytes per layer, entries per layer, and bytes
+//!   per GNU long-name / PAX header, checked at the header block before the
+//!   `tar` crate reads that header into memory (`guard.rs`).
 //!
 //! Whiteouts: `.wh.NAME` removes `NAME` from lower layers;
 //! `.wh..wh..opq` empties its directory of everything lower layers put
@@ -23,6 +25,7 @@
 
 mod entries;
 pub mod error;
+pub mod guard;
 mod paths;
 
 use std::collections::HashSet;
@@ -39,6 +42,8 @@ pub struct UnpackOptions {
     pub max_total_size: u64,
     pub max_entries: u64,
     pub max_path_len: usize,
+    /// Bytes of one GNU long-name/link or PAX extension header.
+    pub max_header_size: u64,
 }
 
 impl Default for UnpackOptions {
@@ -49,6 +54,7 @@ impl Default for UnpackOptions {
             max_total_size: 32 << 30,
             max_entries: 1_000_000,
             max_path_len: 4096,
+            max_header_size: guard::MAX_HEADER_SIZE,
         }
     }
 }
@@ -140,10 +146,22 @@ pub fn unpack_tar<R: Read>(
         dir_modes: Vec::new(),
         stats: UnpackStats::default(),
     };
-    let mut archive = tar::Archive::new(tar_stream);
-    let read_err = |source| UnpackError::Read {
-        layer: layer.clone(),
-        source,
+    let guarded = guard::HeaderGuard::new(tar_stream, opts.max_header_size);
+    let mut archive = tar::Archive::new(guarded);
+    let read_err = |source: std::io::Error| match guard::too_large(&source) {
+        Some(h) => UnpackError::Rejected {
+            layer: layer.clone(),
+            path: h.name.clone(),
+            rule: Rule::HeaderTooLarge {
+                kind: h.kind,
+                size: h.size,
+                max: h.max,
+            },
+        },
+        None => UnpackError::Read {
+            layer: layer.clone(),
+            source,
+        },
     };
     for entry in archive.entries().map_err(read_err)? {
         let entry = entry.map_err(read_err)?;

@@ -41,6 +41,14 @@ pub enum Rule {
     TotalTooLarge { max: u64 },
     #[error("more than {max} entries in the layer")]
     TooManyEntries { max: u64 },
+    #[error(
+        "{kind} header of {size} bytes exceeds the limit of {max}: refused before reading it (a hostile or broken image; rebuild or re-pull it)"
+    )]
+    HeaderTooLarge {
+        kind: &'static str,
+        size: u64,
+        max: u64,
+    },
     #[error("hardlink target {target:?}: {reason}")]
     HardlinkTarget {
         target: String,

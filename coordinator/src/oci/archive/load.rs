@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use super::ArchiveError;
 use crate::image::unpack::Compression;
+use crate::image::unpack::guard::{HeaderGuard, MAX_HEADER_SIZE};
 use crate::oci::reference::Reference;
 use crate::oci::store::{MAX_JSON_BLOB, Store, StoreError, store_name};
 use crate::oci::types::{
@@ -54,7 +55,9 @@ pub fn load(store: &Store, path: &Path) -> Result<LoadReport, ArchiveError> {
         reason: reason.to_string(),
     };
     let file = File::open(path).map_err(io_err)?;
-    let mut archive = tar::Archive::new(BufReader::new(file));
+    // Long-name/PAX headers are bounded before the tar crate reads them.
+    let guarded = HeaderGuard::new(BufReader::new(file), MAX_HEADER_SIZE);
+    let mut archive = tar::Archive::new(guarded);
     let mut json: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut files: BTreeMap<String, Descriptor> = BTreeMap::new();
     let mut report = LoadReport::default();
