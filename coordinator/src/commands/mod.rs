@@ -80,6 +80,18 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
     let home = FerryHome::resolve(cli.home.clone())?;
     let cluster = home.cluster(&cli.cluster)?;
     let reporter = Reporter::new(cli.output, new_operation_id());
+    // One lifecycle command at a time per cluster; a second one is refused
+    // at once, naming the holder (state/lock.rs).
+    let _lock = match &cli.command {
+        Command::Run(_) => Some("ferry run"),
+        Command::Apply(a) if !a.dry_run => Some("ferry apply"),
+        Command::Add(_) => Some("ferry add"),
+        Command::Delete(_) => Some("ferry delete"),
+        Command::Reset(_) => Some("ferry reset"),
+        _ => None,
+    }
+    .map(|c| cluster.lock(c))
+    .transpose()?;
     let exit = match cli.command {
         Command::Agent(AgentCommand::Install(a)) => agent::install(&cluster, &reporter, a).await,
         Command::Agent(AgentCommand::Upgrade(a)) => agent::upgrade(&cluster, &reporter, a).await,

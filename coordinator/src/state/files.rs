@@ -19,6 +19,15 @@ pub enum StateError {
     },
     #[error("{path} is not valid ({reason}); fix or remove it")]
     Corrupt { path: PathBuf, reason: String },
+    #[error(
+        "cluster `{cluster}` is busy: {holder} holds {}; wait for it to finish, then re-run (the lock ends with that process)",
+        path.display()
+    )]
+    Locked {
+        cluster: String,
+        holder: String,
+        path: PathBuf,
+    },
     #[error("agent PKI in {path}: {source}")]
     Pki {
         path: PathBuf,

@@ -7,10 +7,12 @@
 
 mod files;
 mod inventory;
+mod lock;
 mod pki;
 
 pub use files::{StateError, write_atomic};
 pub use inventory::{Inventory, NodeRecord};
+pub use lock::ClusterLock;
 pub use pki::AgentPki;
 
 use std::path::{Path, PathBuf};
