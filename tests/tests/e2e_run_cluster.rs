@@ -139,6 +139,47 @@ fn run_events(ev: &[Value]) -> Vec<&Value> {
     ev.iter().filter(|e| e["phase"] == "run").collect()
 }
 
+/// The backup on master0: root-only (0700 dir, 0600 files), what a
+/// recovery needs (Clusterfile, Kubernetes PKI), and no SSH password, agent
+/// CA, coordinator key or bootstrap token file.
+fn backup_holds_no_secret_of_the_bastion(tb: &Testbed, pw: &str) {
+    let dir = "/var/lib/ferry/data/default/backup";
+    let find = r#"stat -c '%a %u:%g' "$1"; cd "$1" && find . -mindepth 1 -printf '%P %m %U:%G\n' | LC_ALL=C sort"#;
+    let listing = tb.exec_ok(0, &["sh", "-c", find, "sh", dir]).unwrap();
+    let mut lines = listing.lines();
+    assert_eq!(lines.next(), Some("700 0:0"), "{listing}");
+    for line in lines {
+        assert!(
+            line.ends_with(" 600 0:0") || line.ends_with(" 700 0:0"),
+            "{line}"
+        );
+        for gone in [
+            "agent-ca",
+            "coordinator.",
+            "kubeadm-token",
+            "events",
+            "lock",
+        ] {
+            assert!(!line.contains(gone), "{gone} backed up: {line}");
+        }
+    }
+    for kept in [
+        "Clusterfile 600",
+        "agents.json 600",
+        "journal.jsonl 600",
+        "pki/kubernetes/",
+    ] {
+        assert!(listing.contains(kept), "{kept} missing:\n{listing}");
+    }
+    let grep = r#"grep -rlF -e "$1" "$2"; true"#;
+    let hits = tb.exec_ok(0, &["sh", "-c", grep, "sh", pw, dir]).unwrap();
+    assert!(hits.trim().is_empty(), "the SSH password is in {hits}");
+    let cf = tb
+        .exec_ok(0, &["cat", &format!("{dir}/Clusterfile")])
+        .unwrap();
+    assert!(!cf.contains("passwd") && cf.contains("hosts:"), "{cf}");
+}
+
 #[test]
 fn run_one_master_two_nodes_rerun_noop_and_reset() {
     let tb = Testbed::up(TestbedConfig::nodes(3)).expect("testbed up");
@@ -221,6 +262,7 @@ fn run_one_master_two_nodes_rerun_noop_and_reset() {
     }
     let kubecfg = tb.exec_ok(0, &["cat", "/root/.kube/config"]).unwrap();
     assert!(kubecfg.contains("https://apiserver.cluster.local:6443"));
+    backup_holds_no_secret_of_the_bastion(&tb, pw);
 
     // Re-run: every per-host step is skipped per the journal.
     let (out, ev) = b.ferry_json(&args);

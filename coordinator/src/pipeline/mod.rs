@@ -11,6 +11,7 @@
 //! journaled as "ever done" (they are not re-runnable) until a delete or
 //! reset marks them undone.
 
+mod backup;
 mod bootstrap;
 mod check;
 mod ctx;

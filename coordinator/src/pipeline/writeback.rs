@@ -1,13 +1,12 @@
 //! The Clusterfile in the state directory (0600: it may hold SSH secrets),
 //! written after every run with `status.phase` and a condition, success or
-//! failure; and the backup of the state directory to the masters.
+//! failure; the backup to the masters is `backup.rs`.
 
 use ferry_shared::clusterfile::{ClusterPhase, Clusterfile, Condition, MountImage};
-use ferry_shared::pipeline::Step;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::node;
+pub use super::backup::backup;
 use super::{Ctx, PipelineError};
 use crate::state::{ClusterState, write_atomic};
 
@@ -140,46 +139,4 @@ pub fn set_mounts(cf: &mut Clusterfile, ctx: &Ctx) {
             }
         })
         .collect();
-}
-
-/// Small state files (Clusterfile, inventory, PKI, etc/) to every master's
-/// `<data>/backup` (sealos keeps a copy of its state on the masters).
-pub async fn backup(ctx: &Ctx) -> Result<(), PipelineError> {
-    let mut files = Vec::new();
-    let root = ctx.state.dir();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).map_err(PipelineError::io("reading", &d))? {
-            let p = e.map_err(PipelineError::io("reading", &d))?.path();
-            let rel = p
-                .strip_prefix(root)
-                .unwrap_or(&p)
-                .to_string_lossy()
-                .into_owned();
-            if rel == "mounts" || rel.ends_with(".jsonl") || rel.contains(".tmp") {
-                continue;
-            }
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.is_file() {
-                let data = std::fs::read(&p).map_err(PipelineError::io("reading", &p))?;
-                files.push((rel, data, 0o600));
-            }
-        }
-    }
-    let dir = format!("{}/backup", ctx.data_dir);
-    for m in ctx.masters() {
-        if let Some(n) = ctx.node(m) {
-            ctx.rec
-                .step_event(Step::Backup, &n.host, ferry_shared::EventKind::Started, "");
-            node::write_tree(n, &ctx.tls, &ctx.rec, Step::Backup, &dir, &files).await?;
-            ctx.rec.step_event(
-                Step::Backup,
-                &n.host,
-                ferry_shared::EventKind::Finished,
-                &format!("{} files", files.len()),
-            );
-        }
-    }
-    Ok(())
 }
