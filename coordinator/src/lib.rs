@@ -14,6 +14,7 @@ pub mod output;
 pub mod pipeline;
 pub mod ssh;
 pub mod state;
+pub mod tarball;
 pub mod transfer;
 
 pub use commands::{CliError, Exit, run};

@@ -1,31 +1,33 @@
-//! `ferry cert`: the cluster's Kubernetes PKI as the pipeline keeps it on
-//! the bastion (`<state>/pki/kubernetes/<master-ip>/`, files laid out as in
-//! `/etc/kubernetes`). `--check-expiration` reports every certificate;
-//! `--alt-names a,b` re-issues each master's apiserver certificate with
-//! those SANs added (same CA), stores it, and pushes it to every master
-//! whose agent answers. It restarts the apiserver only where a container
-//! runtime lets it (`crictl`); otherwise it says what is left to do. The
-//! SANs are also recorded in the stored Clusterfile (0600) as the
-//! ClusterConfiguration's `apiServer.certSANs`, sealos' way, so a master
-//! added later gets them in its certificate and kubeadm config.
+//! `ferry cert`: the cluster's Kubernetes PKI. The pipeline keeps each
+//! master's set on the bastion (`<state>/pki/kubernetes/<master-ip>/`,
+//! files laid out as in `/etc/kubernetes`).
+//! - `--check-expiration` (`cert_check`) reads the certificates on the
+//!   masters through their agents and compares them with the bastion copy;
+//! - `--renew` (`cert_renew`) is `kubeadm certs renew all` on every master;
+//! - `--alt-names a,b` re-issues each master's apiserver certificate with
+//!   those SANs added (same CA), stores it, and pushes it to every master
+//!   whose agent answers. It restarts the apiserver only where a container
+//!   runtime lets it (`crictl`); otherwise it says what is left to do. The
+//!   SANs are also recorded in the stored Clusterfile (0600) as the
+//!   ClusterConfiguration's `apiServer.certSANs`, sealos' way, so a master
+//!   added later gets them in its certificate and kubeadm config.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-
-use ferry_shared::pki::kube::reissue_apiserver;
-use ferry_shared::{EventKind, ExecSpec, Phase};
-use futures::StreamExt;
-use time::OffsetDateTime;
+use std::time::Instant;
 
 use ferry_shared::clusterfile::{Clusterfile, OtherDoc};
+use ferry_shared::pki::kube::reissue_apiserver;
+use ferry_shared::{EventKind, Phase};
+use time::OffsetDateTime;
 
-use super::cert_expiry::{rows, table};
+use super::cert_node::{CertError, Master, Restart};
+use super::cert_stage::Stage;
 use super::summary::Summary;
-use super::{CliError, Exit};
-use crate::client::{AgentClient, ClientTls, ExecItem};
+use super::{CliError, Exit, cert_check, cert_renew};
+use crate::client::ClientTls;
 use crate::output::Reporter;
 use crate::pipeline::{load_clusterfile, save_clusterfile};
-use crate::state::ClusterState;
+use crate::state::{ClusterState, NodeRecord, write_atomic};
 
 const KUBEADM_V1BETA3: &str = "kubeadm.k8s.io/v1beta3";
 
@@ -40,6 +42,11 @@ pub struct CertArgs {
     /// With --alt-names: update the bastion state only, push nothing.
     #[arg(long)]
     pub no_push: bool,
+    /// Renew every master's leaf certificates and kubeconfigs with the same CAs
+    /// (like `kubeadm certs renew all`) and restart the static pods; a re-run
+    /// after a failure continues.
+    #[arg(long)]
+    pub renew: bool,
 }
 
 /// `<state>/pki/kubernetes`, where the pipeline keeps each master's PKI.
@@ -48,7 +55,7 @@ pub fn pki_root(cluster: &ClusterState) -> PathBuf {
 }
 
 /// The per-master directories (named by IP), sorted.
-fn master_dirs(cluster: &ClusterState) -> Result<Vec<(String, PathBuf)>, CliError> {
+pub(super) fn master_dirs(cluster: &ClusterState) -> Result<Vec<(String, PathBuf)>, CliError> {
     let root = pki_root(cluster);
     let entries = std::fs::read_dir(&root).map_err(|_| {
         CliError::Usage(format!(
@@ -74,70 +81,18 @@ fn master_dirs(cluster: &ClusterState) -> Result<Vec<(String, PathBuf)>, CliErro
 }
 
 pub async fn cert(cluster: &ClusterState, r: &Reporter, a: CertArgs) -> Result<Exit, CliError> {
-    match (a.check_expiration, a.alt_names.is_empty()) {
-        (true, true) => check_expiration(cluster, r),
-        (false, false) => alt_names(cluster, r, &a).await,
+    match (a.check_expiration, a.renew, a.alt_names.is_empty()) {
+        (true, false, true) => cert_check::check_expiration(cluster, r).await,
+        (false, true, true) => cert_renew::renew(cluster, r).await,
+        (false, false, false) => alt_names(cluster, r, &a).await,
         _ => Err(CliError::Usage(
-            "give exactly one of --check-expiration or --alt-names a,b".into(),
+            "give exactly one of --check-expiration, --renew or --alt-names a,b".into(),
         )),
     }
 }
 
-fn check_expiration(cluster: &ClusterState, r: &Reporter) -> Result<Exit, CliError> {
-    let now = OffsetDateTime::now_utc();
-    let mut bad = 0;
-    for (ip, dir) in master_dirs(cluster)? {
-        let (leaves, cas) = rows(&dir);
-        r.text(&format!("[{ip}] {}", dir.display()));
-        for line in table(now, &leaves, &cas) {
-            r.text(&line);
-        }
-        r.text("");
-        for row in leaves.iter().chain(&cas) {
-            let ev = match &row.facts {
-                Ok(f) => {
-                    let days = (f.not_after - now).whole_days().max(0) as u64;
-                    if f.not_after <= now {
-                        bad += 1;
-                    }
-                    r.event(&ip, Phase::Facts, EventKind::Finished)
-                        .message(format!("certificate {} expires {}", row.name, f.not_after))
-                        .counter("residual_days", days)
-                }
-                Err(e) => {
-                    bad += 1;
-                    r.event(&ip, Phase::Facts, EventKind::Failed)
-                        .message(format!("certificate {}: {e}", row.name))
-                }
-            };
-            if r.is_json() {
-                r.emit(ev);
-            }
-        }
-    }
-    Ok(Exit::from_failures(bad))
-}
-
 fn read(dir: &Path, rel: &str) -> Result<String, String> {
     std::fs::read_to_string(dir.join(rel)).map_err(|e| format!("{}: {e}", dir.join(rel).display()))
-}
-
-/// Writes `bytes` to `path` atomically with `mode`.
-fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), String> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("ferry-tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(|e| format!("{}: {e}", tmp.display()))?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .map_err(|e| format!("{}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn reissue(dir: &Path, extra: &[String]) -> Result<(String, String), String> {
@@ -149,8 +104,11 @@ fn reissue(dir: &Path, extra: &[String]) -> Result<(String, String), String> {
         OffsetDateTime::now_utc(),
     )
     .map_err(|e| e.to_string())?;
-    write_atomic(&dir.join("pki/apiserver.key"), key.as_bytes(), 0o600)?;
-    write_atomic(&dir.join("pki/apiserver.crt"), cert.as_bytes(), 0o600)?;
+    let write = |rel: &str, data: &str| {
+        write_atomic(&dir.join(rel), data.as_bytes(), 0o600).map_err(|e| e.to_string())
+    };
+    write("pki/apiserver.key", &key)?;
+    write("pki/apiserver.crt", &cert)?;
     Ok((cert, key))
 }
 
@@ -229,6 +187,11 @@ fn persist_sans(cluster: &ClusterState, sans: &[String]) -> Result<String, CliEr
 async fn alt_names(cluster: &ClusterState, r: &Reporter, a: &CertArgs) -> Result<Exit, CliError> {
     let started = Instant::now();
     let dirs = master_dirs(cluster)?;
+    if Stage::new(&pki_root(cluster)).pending()?.is_some() {
+        return Err(CliError::Usage(
+            "a certificate renewal is pending: finish it with `ferry cert --renew` first".into(),
+        ));
+    }
     let note = persist_sans(cluster, &a.alt_names)?;
     if r.is_json() {
         r.emit(
@@ -267,7 +230,7 @@ async fn alt_names(cluster: &ClusterState, r: &Reporter, a: &CertArgs) -> Result
             sum.ok(ip, "apiserver.crt re-issued in the bastion state (not pushed: no agent for this master)");
             continue;
         };
-        match push(r, ip, node.addr.ip, node.agent_port, tls, &cert, &key).await {
+        match push(r, ip, node, tls, &cert, &key).await {
             Ok(note) => sum.ok(
                 ip,
                 format_args!("apiserver.crt re-issued and pushed; {note}"),
@@ -286,71 +249,39 @@ async fn alt_names(cluster: &ClusterState, r: &Reporter, a: &CertArgs) -> Result
     ))
 }
 
-const WRITE: &str = r#"set -e; mkdir -p "$(dirname "$1")"; umask 077; cat > "$1.ferry-tmp"; chmod "$2" "$1.ferry-tmp"; mv -f "$1.ferry-tmp" "$1""#;
-const RESTART: &str = r#"if command -v crictl >/dev/null 2>&1 && ids=$(crictl ps -q --name kube-apiserver 2>/dev/null) && [ -n "$ids" ]; then crictl stop $ids >/dev/null && echo "apiserver container restarted"; else echo "no container runtime answers: restart the apiserver to load the new certificate"; fi"#;
-
-/// Runs one command through the agent; returns its stdout.
-async fn run(
-    client: &AgentClient,
-    r: &Reporter,
-    argv: &[&str],
-    stdin: Vec<u8>,
-) -> Result<String, String> {
-    let mut spec = ExecSpec::argv(argv.iter().map(|s| s.to_string()).collect(), r.op());
-    spec.stdin = stdin;
-    spec.timeout = Some(Duration::from_secs(60));
-    let mut stream = client.exec(&spec).await.map_err(|e| e.to_string())?;
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    while let Some(item) = stream.next().await {
-        match item.map_err(|e| e.to_string())? {
-            ExecItem::Stdout(d) => out.extend(d),
-            ExecItem::Stderr(d) => err.extend(d),
-            ExecItem::Exit(o) if o.success() => {
-                return Ok(String::from_utf8_lossy(&out).trim().to_string());
-            }
-            ExecItem::Exit(o) => {
-                return Err(format!(
-                    "{}: {}",
-                    o.describe(),
-                    String::from_utf8_lossy(&err).trim()
-                ));
-            }
-            ExecItem::Started { .. } | ExecItem::Heartbeat => {}
-        }
-    }
-    Err("exec stream ended without an exit status".into())
-}
-
 async fn push(
     r: &Reporter,
     host: &str,
-    ip: std::net::IpAddr,
-    port: u16,
+    node: &NodeRecord,
     tls: &ClientTls,
     cert: &str,
     key: &str,
-) -> Result<String, String> {
+) -> Result<String, CertError> {
     r.emit(
         r.event(host, Phase::Exec, EventKind::Started)
             .message("push apiserver.crt/key"),
     );
-    let client = AgentClient::connect(ip, port, tls, Duration::from_secs(10))
-        .await
-        .map_err(|e| e.to_string())?;
-    for (path, data, mode) in [
-        ("/etc/kubernetes/pki/apiserver.key", key, "600"),
-        ("/etc/kubernetes/pki/apiserver.crt", cert, "644"),
-    ] {
-        run(
-            &client,
-            r,
-            &["bash", "-c", WRITE, "write", path, mode],
-            data.as_bytes().to_vec(),
-        )
-        .await
-        .map_err(|e| format!("writing {path}: {e}"))?;
-    }
-    let note = run(&client, r, &["bash", "-c", RESTART], Vec::new()).await?;
+    let m = Master::connect(host, node.addr.ip, node.agent_port, tls).await?;
+    let files = [
+        (
+            "pki/apiserver.key".to_string(),
+            key.as_bytes().to_vec(),
+            0o600,
+        ),
+        (
+            "pki/apiserver.crt".to_string(),
+            cert.as_bytes().to_vec(),
+            0o644,
+        ),
+    ];
+    m.write_files(r, "/etc/kubernetes", &files).await?;
+    let note = match m.restart(r, "kube-apiserver").await? {
+        Restart::Done { secs } => format!("apiserver container restarted ({secs:.1}s)"),
+        Restart::NoRuntime => {
+            "no container runtime answers: restart the apiserver to load the new certificate"
+                .to_string()
+        }
+    };
     r.emit(
         r.event(host, Phase::Exec, EventKind::Finished)
             .message(format!("apiserver certificate pushed; {note}")),

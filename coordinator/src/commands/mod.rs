@@ -3,7 +3,11 @@
 mod agent;
 mod build;
 mod cert;
+mod cert_check;
 mod cert_expiry;
+mod cert_node;
+mod cert_renew;
+mod cert_stage;
 mod cluster;
 mod events;
 mod exec;
@@ -63,6 +67,8 @@ pub enum CliError {
     Build(Box<crate::build::run::BuildError>),
     #[error(transparent)]
     Pipeline(#[from] crate::pipeline::PipelineError),
+    #[error(transparent)]
+    Cert(#[from] cert_node::CertError),
     #[error("no agents match in cluster `{cluster}`{hint}")]
     NoTargets { cluster: String, hint: String },
 }

@@ -234,19 +234,7 @@ pub async fn write_tree(
     dir: &str,
     files: &[(String, Vec<u8>, u32)],
 ) -> Result<(), PipelineError> {
-    let mut b = tar::Builder::new(Vec::new());
-    for (path, data, mode) in files {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(*mode);
-        h.set_mtime(0);
-        h.set_cksum();
-        b.append_data(&mut h, path, data.as_slice())
-            .map_err(|e| PipelineError::host(&node.host, step, format!("packing {path}: {e}")))?;
-    }
-    let tar = b
-        .into_inner()
-        .map_err(|e| PipelineError::host(&node.host, step, format!("packing files: {e}")))?;
+    let tar = crate::tarball::pack(files).map_err(|e| PipelineError::host(&node.host, step, e))?;
     const SCRIPT: &str = r#"set -e; mkdir -p "$1"; tar -x --no-same-owner -C "$1""#;
     let cmd = Cmd::script(SCRIPT, &[dir])
         .stdin(tar)

@@ -11,6 +11,7 @@ use ferry_tests::testbed::Testbed;
 use serde_json::Value;
 
 pub mod agents;
+pub mod certs;
 pub mod real;
 pub mod transfer;
 
@@ -210,4 +211,23 @@ pub fn close_root_login(tb: &Testbed, i: usize) {
         !root.status.success() && alice.status.success()
     });
     assert!(closed, "node{}: root login still open", i + 1);
+}
+
+/// Runs `argv` on node `i` with `data` on its stdin; requires success.
+pub fn node_stdin(tb: &Testbed, i: usize, argv: &[&str], data: &[u8]) {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut cmd = tb.node_command(i, argv[0]).unwrap();
+    cmd.args(&argv[1..])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(data).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{argv:?} on node {i}: {}",
+        stderr(&out)
+    );
 }

@@ -87,6 +87,27 @@ impl Setup {
     pub fn ip(&self, i: usize) -> String {
         self.tb.node(i).unwrap().ip.to_string()
     }
+
+    /// `ferry --output json run ROOTFS NETWORK` with nodes `masters` and
+    /// `nodes` (indexes); asserts success, prints the step timings as
+    /// `REAL-MEASURE run <what>` and returns the events.
+    pub fn run_cluster(&self, masters: &[usize], nodes: &[usize], what: &str) -> Vec<Value> {
+        let list = |ix: &[usize]| ix.iter().map(|i| self.ip(*i)).collect::<Vec<_>>().join(",");
+        let (m, n) = (list(masters), list(nodes));
+        let mut args = vec!["run", ROOTFS_IMAGE, NETWORK_IMAGE, "--masters", &m];
+        if !nodes.is_empty() {
+            args.extend(["--nodes", &n]);
+        }
+        args.extend(["-p", &self.pw, "--known-hosts", &self.kh]);
+        let (out, ev) = self.b.ferry_json(&args);
+        assert!(
+            out.status.success(),
+            "ferry run failed: {}",
+            super::stderr(&out)
+        );
+        eprintln!("REAL-MEASURE run {what}: {}", super::timings(&ev));
+        ev
+    }
 }
 
 /// Names of the bootstrap-token Secrets in kube-system.

@@ -12,6 +12,9 @@ use super::{KubePkiError, KubePkiSpec, PkiFile};
 
 const KEY_MODE: u32 = 0o600;
 const CERT_MODE: u32 = 0o644;
+/// Certificates start this long before they are issued (kubeadm's
+/// `CertificateBackdate`), for small clock differences.
+pub(crate) const BACKDATE: Duration = Duration::minutes(5);
 
 pub(crate) fn rsa_key(what: &str) -> Result<KeyPair, KubePkiError> {
     KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).map_err(|source| KubePkiError::KeyGen {
@@ -61,7 +64,7 @@ impl Ca {
             KeyUsagePurpose::KeyEncipherment,
             KeyUsagePurpose::KeyCertSign,
         ];
-        p.not_before = now - Duration::minutes(5);
+        p.not_before = now - BACKDATE;
         p.not_after = spec.not_after(now);
         let cert = p.self_signed(&key).map_err(|source| KubePkiError::Sign {
             what: cn.to_string(),
@@ -119,6 +122,17 @@ impl Ca {
         spec: &KubePkiSpec,
         now: OffsetDateTime,
     ) -> Result<(String, String), KubePkiError> {
+        self.issue_until(leaf, now, spec.not_after(now))
+    }
+
+    /// Issues a leaf certificate valid from `now` (backdated 5 minutes, as
+    /// kubeadm does) until `not_after`, with a new RSA-2048 key.
+    pub(crate) fn issue_until(
+        &self,
+        leaf: &Leaf<'_>,
+        now: OffsetDateTime,
+        not_after: OffsetDateTime,
+    ) -> Result<(String, String), KubePkiError> {
         let sign_err = |source| KubePkiError::Sign {
             what: leaf.cn.to_string(),
             source,
@@ -141,8 +155,8 @@ impl Ca {
                 .push(ExtendedKeyUsagePurpose::ClientAuth);
         }
         p.use_authority_key_identifier_extension = true;
-        p.not_before = now - Duration::minutes(5);
-        p.not_after = spec.not_after(now);
+        p.not_before = now - BACKDATE;
+        p.not_after = not_after;
         let cert = p.signed_by(&key, &issuer).map_err(sign_err)?;
         Ok((cert.pem(), key.serialize_pem()))
     }

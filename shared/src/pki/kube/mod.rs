@@ -10,11 +10,15 @@
 mod certs;
 mod kubeconfig;
 mod renew;
+mod renewal;
 mod spec;
 
 pub use certs::{Ca, CaSet, NodeCerts, generate_cas, node_certs};
 pub use kubeconfig::{KubeconfigUser, kubeconfigs};
-pub use renew::{CertFacts, RenewError, cert_facts, kubeconfig_client_cert, reissue_apiserver};
+pub use renew::{
+    CertFacts, RenewError, cert_facts, kubeconfig_client_cert, reissue_apiserver, renew_leaf,
+};
+pub use renewal::{RENEWABLE, RenewKind, Renewable, renew_all, renew_kubeconfig, renewables_in};
 pub use spec::{KubePkiSpec, SEALOS_VALIDITY_YEARS};
 
 use time::OffsetDateTime;

@@ -9,8 +9,8 @@ use rcgen::SanType;
 use time::{Duration, OffsetDateTime};
 use x509_parser::extensions::GeneralName;
 
-use super::certs::{Ca, Leaf, san};
-use super::{KubePkiError, KubePkiSpec};
+use super::KubePkiError;
+use super::certs::{BACKDATE, Ca, Leaf, san};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RenewError {
@@ -30,6 +30,13 @@ pub struct CertFacts {
     pub is_ca: bool,
     /// DNS names and IP addresses, in certificate order.
     pub sans: Vec<String>,
+    /// Subject organisations (the groups of a client certificate).
+    pub orgs: Vec<String>,
+    /// Extended key usages.
+    pub server_auth: bool,
+    pub client_auth: bool,
+    /// The serial number, lower-case hex.
+    pub serial: String,
 }
 
 fn bad(what: &str, reason: impl ToString) -> RenewError {
@@ -68,6 +75,7 @@ pub fn cert_facts(what: &str, pem: &str) -> Result<CertFacts, RenewError> {
             }
         }
     }
+    let eku = c.extended_key_usage().ok().flatten().map(|e| e.value);
     Ok(CertFacts {
         subject_cn: cn(c.subject()),
         issuer_cn: cn(c.issuer()),
@@ -75,6 +83,14 @@ pub fn cert_facts(what: &str, pem: &str) -> Result<CertFacts, RenewError> {
         not_after: c.validity().not_after.to_datetime(),
         is_ca: c.is_ca(),
         sans,
+        orgs: c
+            .subject()
+            .iter_organization()
+            .filter_map(|o| o.as_str().ok().map(str::to_string))
+            .collect(),
+        server_auth: eku.is_some_and(|e| e.server_auth),
+        client_auth: eku.is_some_and(|e| e.client_auth),
+        serial: c.raw_serial_as_string().replace(':', ""),
     })
 }
 
@@ -100,7 +116,24 @@ pub fn reissue_apiserver(
     extra: &[String],
     now: OffsetDateTime,
 ) -> Result<(String, String), RenewError> {
-    let old = cert_facts("apiserver.crt", old_cert_pem)?;
+    let ca = Ca::from_pem("ca", ca_cert_pem, ca_key_pem)?;
+    renew_leaf(&ca, "apiserver.crt", old_cert_pem, extra, now)
+}
+
+/// A new certificate and key for `old_pem`, signed by `ca`, as kubeadm's
+/// renewal makes it: the same CommonName, organisations, DNS/IP SANs (plus
+/// `extra`) and extended key usages, a new key (so a new serial), valid
+/// from `now` (backdated) for as long as the old one was, but never past
+/// the CA's own expiry.
+pub fn renew_leaf(
+    ca: &Ca,
+    what: &str,
+    old_pem: &str,
+    extra: &[String],
+    now: OffsetDateTime,
+) -> Result<(String, String), RenewError> {
+    let old = cert_facts(what, old_pem)?;
+    let ca_facts = cert_facts(ca.stem, &ca.cert_pem)?;
     let mut sans: Vec<SanType> = Vec::new();
     for s in old.sans.iter().chain(extra) {
         let s = san(s.trim())?;
@@ -108,28 +141,17 @@ pub fn reissue_apiserver(
             sans.push(s);
         }
     }
-    let ca = Ca::from_pem("ca", ca_cert_pem, ca_key_pem)?;
-    let lifetime = old.not_after - old.not_before - Duration::minutes(5);
-    let years = (lifetime.whole_days() as f64 / 365.25).round().max(1.0) as i64;
-    let spec = KubePkiSpec {
-        node_name: String::new(),
-        node_ip: IpAddr::from([127, 0, 0, 1]),
-        control_plane_host: String::new(),
-        control_plane_port: 6443,
-        cert_sans: Vec::new(),
-        service_cidr: String::new(),
-        dns_domain: String::new(),
-        validity_years: years,
-        kube_minor: 0,
-    };
+    let orgs: Vec<&str> = old.orgs.iter().map(String::as_str).collect();
     let leaf = Leaf {
         cn: &old.subject_cn,
-        orgs: &[],
+        orgs: &orgs,
         sans,
-        server: true,
-        client: false,
+        server: old.server_auth,
+        client: old.client_auth,
     };
-    Ok(ca.issue(&leaf, &spec, now)?)
+    let lifetime = (old.not_after - old.not_before).max(Duration::hours(1));
+    let not_after = (now - BACKDATE + lifetime).min(ca_facts.not_after);
+    Ok(ca.issue_until(&leaf, now, not_after)?)
 }
 
 #[cfg(test)]
