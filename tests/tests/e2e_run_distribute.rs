@@ -154,14 +154,23 @@ fn agent_killed_mid_relay_fails_alone_and_a_rerun_completes_it() {
         "the run went on after distribute: {later:?}"
     );
     let journal = std::fs::read_to_string(b.home().join(".ferry/default/journal.jsonl")).unwrap();
+    // Their trees and rendered templates are journaled done (per part).
     for i in [0, 2] {
-        assert!(
-            journal.lines().any(|l| l.contains("\"distribute\"")
-                && l.contains(&format!("\"{}\"", ip[i]))
-                && l.contains("\"done\"")),
-            "node {i} not journaled done:\n{journal}"
-        );
+        for part in ["rootfs", "render"] {
+            assert!(
+                journal.lines().any(|l| l.contains("\"distribute\"")
+                    && l.contains(&format!("\"{}#{part}\"", ip[i]))
+                    && l.contains("\"done\"")),
+                "node {i} {part} not journaled done:\n{journal}"
+            );
+        }
     }
+    assert!(
+        !journal
+            .lines()
+            .any(|l| l.contains(&format!("\"{}#rootfs\"", ip[1])) && l.contains("\"done\"")),
+        "node 1's rootfs journaled done:\n{journal}"
+    );
     let full = rootfs_sender(&ev)["bytes_total"].as_u64().unwrap();
 
     // What the node holds under the rootfs: a stray file is mirrored away,

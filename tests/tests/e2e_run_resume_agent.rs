@@ -74,7 +74,10 @@ fn steps(ev: &[Value], kind: &str, skipped: Option<bool>) -> BTreeSet<(String, S
 /// The last journal record of every (host, step): outcome.
 fn journal(state: &Path) -> std::collections::BTreeMap<(String, String), String> {
     let text = std::fs::read_to_string(state.join("journal.jsonl")).unwrap();
-    text.lines()
+    // The last record of each journal key (a host or one of its parts,
+    // `<host>#rootfs`), then per (host, step): done only when every part is.
+    let last: std::collections::BTreeMap<(String, String), String> = text
+        .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .map(|r| {
             let key = (
@@ -83,7 +86,16 @@ fn journal(state: &Path) -> std::collections::BTreeMap<(String, String), String>
             );
             (key, r["outcome"].as_str().unwrap().to_string())
         })
-        .collect()
+        .collect();
+    let mut out = std::collections::BTreeMap::new();
+    for ((key, step), outcome) in last {
+        let host = key.split('#').next().unwrap().to_string();
+        let e = out.entry((host, step)).or_insert_with(|| outcome.clone());
+        if outcome != "done" {
+            *e = outcome;
+        }
+    }
+    out
 }
 
 /// How the agent dies on worker 1 while its `init.sh` is held.

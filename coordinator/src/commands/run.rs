@@ -214,6 +214,18 @@ pub async fn execute(
         .iter()
         .map(|(s, t)| format!("{s} {t:.2}s"))
         .collect();
+    if let Err(e) = &res {
+        // The error itself, also for --output json (the text line below
+        // is not an event).
+        rec.emit(
+            r.event(
+                "",
+                ferry_shared::Phase::Run,
+                ferry_shared::EventKind::Failed,
+            )
+            .message(e.to_string()),
+        );
+    }
     rec.emit(
         r.event(
             "",

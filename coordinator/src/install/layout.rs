@@ -10,6 +10,8 @@ pub const PIDFILE: &str = "/var/lib/ferry/agent/agent.pid";
 pub const LOGFILE: &str = "/var/lib/ferry/agent/agent.log";
 /// The load balancer's persisted state (the agent's default `--lb-dir`).
 pub const LB_DIR: &str = "/var/lib/ferry/agent/lb";
+/// The agent's chunk cache (its `DEFAULT_CACHE_DIR`; made at start).
+pub const CACHE_DIR: &str = "/var/lib/ferry/cache";
 pub const UNIT_PATH: &str = "/etc/systemd/system/ferry-agent.service";
 pub const UNIT_NAME: &str = "ferry-agent.service";
 pub const DEFAULT_AGENT_PORT: u16 = 7443;

@@ -27,7 +27,11 @@ pub async fn uninstall_host(
     result?;
     r.emit(
         r.event(&host, Phase::Uninstall, EventKind::Finished)
-            .message(format!("removed {}", layout::AGENT_DIR)),
+            .message(format!(
+                "removed {} and {}",
+                layout::AGENT_DIR,
+                layout::CACHE_DIR
+            )),
     );
     Ok(())
 }
@@ -54,7 +58,7 @@ async fn remove(s: &SshSession) -> Result<(), InstallError> {
         let reset: Vec<&str> = reset.iter().map(String::as_str).collect();
         s.run_privileged_ok(&reset).await?;
     }
-    s.run_privileged_ok(&["rm", "-rf", layout::AGENT_DIR])
+    s.run_privileged_ok(&["rm", "-rf", layout::AGENT_DIR, layout::CACHE_DIR])
         .await?;
     // Leave /var/lib/ferry if other ferry data lives there.
     s.run_privileged(&["rmdir", "--ignore-fail-on-non-empty", "/var/lib/ferry"])

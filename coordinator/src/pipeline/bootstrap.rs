@@ -1,7 +1,7 @@
 //! The bootstrap step on one host: `/etc/hosts` entries, the image's hooks
 //! run as sealos runs them (`cd <rootfs>/scripts && bash <label value>`
 //! with the host's env) and the registry on registry hosts. The host's
-//! templates are rendered before it (`steps::render`, part of distribute); the image commands
+//! templates are rendered before it (at the tail of distribute, per host); the image commands
 //! are the guest step (`guest`).
 
 use std::collections::BTreeMap;

@@ -75,7 +75,7 @@ fn pack(files: &[HostFile]) -> std::io::Result<Vec<u8>> {
 /// Renders the rootfs templates for `h` and writes the differing outputs
 /// under the host's rootfs dir. Returns how many files were written.
 pub async fn apply(ctx: &Ctx, h: &ResolvedHost, n: &NodeRef) -> Result<usize, PipelineError> {
-    let step = Step::Bootstrap;
+    let step = Step::Distribute;
     let (root, data) = (ctx.mounts.rootfs.clone(), host_data(ctx.host_env(h)));
     let files = tokio::task::spawn_blocking(move || host_files(&root, &data))
         .await

@@ -13,9 +13,7 @@ use super::ctx::{Ctx, Inputs};
 use super::journal::Recorder;
 use super::kubeadm_ops::FreshSecrets;
 use super::node::NodeRef;
-use super::{
-    PipelineError, bootstrap, distribute, guest, host_render, kube, prepare, upgrade, writeback,
-};
+use super::{PipelineError, bootstrap, distribute, guest, kube, prepare, upgrade, writeback};
 
 use crate::fanout;
 use crate::state::ClusterState;
@@ -106,10 +104,7 @@ async fn run_inner(
 
     let t = Instant::now();
     let all: Vec<ResolvedHost> = ctx.hosts.clone();
-    let res = match distribute::distribute_all(&ctx, inp.topology).await {
-        Ok(()) => render(&ctx, &all).await,
-        Err(e) => Err(e),
-    };
+    let res = distribute::distribute_all(&ctx, inp.topology).await;
     lap(timings, Step::Distribute, t, res)?;
 
     let t = Instant::now();
@@ -152,7 +147,10 @@ async fn run_inner(
     lap(timings, Step::JoinWorker, t, res)?;
 
     let t = Instant::now();
-    let res = upgrade::run(&ctx).await;
+    let res = match upgrade::run(&ctx).await {
+        Ok(()) => upgrade::record_version(&ctx),
+        Err(e) => Err(e),
+    };
     lap(timings, Step::Upgrade, t, res)?;
 
     let t = Instant::now();
@@ -167,26 +165,6 @@ async fn run_inner(
     let res = writeback::backup(&ctx).await;
     lap(timings, Step::Backup, t, res)?;
     guest
-}
-
-/// The tail of distribution: each host's templates rendered with its env
-/// over the distributed rootfs (again whenever the tree or the host's env
-/// changed; the bootstrap hooks need them).
-async fn render(ctx: &Arc<Ctx>, all: &[ResolvedHost]) -> Result<(), PipelineError> {
-    let unit = Unit {
-        step: Step::Distribute,
-        part: "render",
-        once: false,
-    };
-    per_host_part(
-        ctx,
-        unit,
-        all.to_vec(),
-        |c, h| digest(&[&c.rootfs_job_digest(), &format!("{:?}", c.host_env(h))]),
-        |c, h, n| async move { host_render::apply(&c, &h, &n).await.map(|_| ()) },
-    )
-    .await
-    .map(|_| ())
 }
 
 async fn bootstrap_all(ctx: &Arc<Ctx>, all: &[ResolvedHost]) -> Result<(), PipelineError> {

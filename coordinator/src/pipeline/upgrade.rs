@@ -4,7 +4,9 @@
 //!
 //! - Detection asks the cluster, not a file: the apiserver's version and
 //!   every Node's kubelet version through master0's agent, so a run
-//!   interrupted anywhere finds where the cluster is. Refused before any
+//!   interrupted anywhere finds where the cluster is. Only a journal record
+//!   that the last complete run left the cluster at this very version
+//!   spares the question (re-runs and app installs). Refused before any
 //!   host changes: a downgrade, a skipped minor, nodes not Ready (on a
 //!   fresh upgrade), unhealthy etcd, a kubelet outside the skew Kubernetes
 //!   supports, hosts added or removed in the same run.
@@ -15,19 +17,21 @@
 //!   `kubeadm upgrade apply vX` on master0 (skipped when its apiserver
 //!   manifest already runs vX), `kubeadm upgrade node` elsewhere; `kubelet`
 //!   part — drain (unless `--no-drain`: cordon), new kubelet and kubectl,
-//!   kubelet restarted, the Node Ready at vX, uncordoned. Each part is
+//!   kubelet restarted, the Node Ready at vX, uncordoned. While a master's
+//!   apiserver restarts under kubeadm, the workers' VIP leaves it out. Each part is
 //!   journaled per host (`<host>#kubeadm`, `<host>#kubelet`) against the
 //!   target version: a re-run resumes where it stopped.
 //! - Certificates are not renewed by kubeadm (`--certificate-renewal=false`):
 //!   ferry's PKI on the bastion stays the one on the nodes.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferry_shared::EventKind;
 use ferry_shared::clusterfile::{ROLE_MASTER, ResolvedHost};
 use ferry_shared::kubeadm::{KubeVersion, Upgrade, kubelet_skew_ok, upgrade_order, upgrade_path};
-use ferry_shared::pipeline::{Step, digest};
+use ferry_shared::pipeline::{Outcome, Step, digest};
 use serde_json::Value;
 
 use super::kubeadm_ops::{self, node_name, probe};
@@ -112,6 +116,38 @@ async fn cluster_now(ctx: &Ctx) -> Result<ClusterNow, PipelineError> {
     Ok(ClusterNow { server, nodes })
 }
 
+/// The journal key of the version the last complete run left the cluster
+/// at (no host: it is the cluster's).
+const VERSION_KEY: &str = "";
+
+fn version_digest(v: &str) -> String {
+    digest(&["cluster-version", v])
+}
+
+/// Whether the last complete run left the cluster at this run's version:
+/// then nothing is asked of the cluster (a re-run or an app install costs
+/// no kubectl round). A failed or interrupted upgrade never records it, so
+/// its re-run asks the cluster and resumes.
+fn at_version(ctx: &Ctx) -> bool {
+    ctx.rec
+        .is_done(STEP, VERSION_KEY, &version_digest(&ctx.kube_version))
+}
+
+/// Records that every host now runs this run's version (called when the
+/// cluster steps of a run all succeeded).
+pub fn record_version(ctx: &Ctx) -> Result<(), PipelineError> {
+    if at_version(ctx) {
+        return Ok(());
+    }
+    ctx.rec.record(
+        STEP,
+        VERSION_KEY,
+        &version_digest(&ctx.kube_version),
+        Outcome::Done,
+        &format!("the cluster runs {}", ctx.kube_version),
+    )
+}
+
 fn refuse(detail: impl std::fmt::Display) -> PipelineError {
     PipelineError::Refused {
         step: STEP,
@@ -125,7 +161,7 @@ fn refuse(detail: impl std::fmt::Display) -> PipelineError {
 /// itself; refusals come before any host changes.
 pub async fn detect(ctx: &Ctx) -> Result<Option<Upgrade>, PipelineError> {
     let m0 = ctx.master0.addr.to_string();
-    if !ctx.rec.ever_done(Step::InitMaster, &m0) {
+    if !ctx.rec.ever_done(Step::InitMaster, &m0) || at_version(ctx) {
         return Ok(None);
     }
     let now = cluster_now(ctx).await?;
@@ -304,12 +340,57 @@ async fn kubeadm_part(ctx: &Ctx, h: &ResolvedHost, n: &NodeRef) -> Result<(), Pi
     }
     let docs = super::kube::docs(ctx)?;
     kubeadm_ops::prepull(ctx, &docs, n, STEP, !h.has_role(ROLE_MASTER)).await?;
+    // A master's apiserver restarts under kubeadm: the workers' VIP leaves
+    // it out meanwhile, and takes it back whatever kubeadm's outcome.
+    let master = h.has_role(ROLE_MASTER);
+    if master {
+        vip_members(ctx, Some(h.addr.ip)).await?;
+    }
+    let res = run_kubeadm(ctx, n, master0, &target).await;
+    let back = if master {
+        vip_members(ctx, None).await
+    } else {
+        Ok(())
+    };
+    res.and(back)
+}
+
+/// The workers' apiserver VIP without master `out` (None: all masters).
+/// A one-master cluster has no other apiserver to send the VIP to.
+async fn vip_members(ctx: &Ctx, out: Option<IpAddr>) -> Result<(), PipelineError> {
+    if ctx.masters().len() < 2 {
+        return Ok(());
+    }
+    let mut spec = super::kube::lb_spec(ctx)?;
+    if let Some(IpAddr::V4(ip)) = out {
+        spec.real_servers.retain(|r| *r.addr.ip() != ip);
+    }
+    let what = match out {
+        Some(ip) => format!("VIP without {ip} while its apiserver restarts"),
+        None => "VIP with every master again".to_string(),
+    };
+    for w in ctx.workers() {
+        if let Some(n) = ctx.node(w) {
+            super::kube::lb_sync(ctx, n, &spec).await?;
+            ctx.rec
+                .step_event(STEP, &n.host, EventKind::Progress, &what);
+        }
+    }
+    Ok(())
+}
+
+async fn run_kubeadm(
+    ctx: &Ctx,
+    n: &NodeRef,
+    master0: bool,
+    target: &str,
+) -> Result<(), PipelineError> {
     let mut cmd = if master0 {
         Cmd::new(&[
             "kubeadm",
             "upgrade",
             "apply",
-            &target,
+            target,
             "--yes",
             "--certificate-renewal=false",
             "--ignore-preflight-errors=SystemVerification,ControlPlaneNodesReady,CreateJob",

@@ -8,12 +8,17 @@
 //!   blobs before repositories, nothing pruned, resumable);
 //! - application trees → master0.
 //!
+//! - then, per host, the rootfs templates rendered with that host's env
+//!   (`host_render`; the bootstrap hooks need them).
+//!
 //! Each tree is journaled per host (`<host>#rootfs`, `#registry`,
-//! `#app:<image>`) with a digest of its inputs (images, Config documents,
-//! the env it is rendered with) and skipped where done with the same
-//! inputs: an application added later moves to master0 alone. A host
-//! that fails (connect, relay, commit) is reported alone; the others
-//! finish and are journaled done, so a re-run sends only what it misses.
+//! `#app:<image>`, `#render`) with a digest of its inputs (images, Config
+//! documents, the env it is rendered with) and skipped where done with the
+//! same inputs: an application added later moves to master0 alone. A
+//! host's `distribute` finished event comes after all its parts, render
+//! included. A host that fails (connect, relay, commit, render) is
+//! reported alone; the others finish and are journaled done, so a re-run
+//! sends only what it misses.
 
 mod job;
 
@@ -34,9 +39,17 @@ use crate::transfer::{NodeStats, Progress, SenderStats, Target};
 use job::{Job, hash};
 
 const STEP: Step = Step::Distribute;
+/// The journal part of a host's rendered templates.
+const RENDER: &str = "render";
+
+/// The inputs of a host's rendered templates: the rootfs and its env.
+fn render_digest(ctx: &Ctx, h: &ResolvedHost) -> String {
+    ferry_shared::pipeline::digest(&[&ctx.rootfs_job_digest(), &format!("{:?}", ctx.host_env(h))])
+}
 
 /// One host of the step.
 struct HostRun {
+    host: ResolvedHost,
     node: NodeRef,
     /// The trees this host still needs: (journal part, inputs digest).
     parts: Vec<(String, String)>,
@@ -108,12 +121,16 @@ pub async fn distribute_all(ctx: &Arc<Ctx>, topology: Topology) -> Result<(), Pi
     let mut runs = Vec::new();
     for h in &ctx.hosts {
         let host = h.addr.to_string();
-        let parts: Vec<(String, String)> = trees
+        let mut parts: Vec<(String, String)> = trees
             .iter()
             .filter(|t| (t.to)(ctx, h))
             .filter(|t| !ctx.rec.is_done(STEP, &part_key(&host, &t.part), &t.digest))
             .map(|t| (t.part.clone(), t.digest.clone()))
             .collect();
+        let rd = render_digest(ctx, h);
+        if !ctx.rec.is_done(STEP, &part_key(&host, RENDER), &rd) {
+            parts.push((RENDER.to_string(), rd));
+        }
         if parts.is_empty() {
             ctx.rec.emit(
                 ctx.rec
@@ -128,6 +145,7 @@ pub async fn distribute_all(ctx: &Arc<Ctx>, topology: Topology) -> Result<(), Pi
             return Err(PipelineError::host(&host, STEP, "no agent for this host"));
         };
         runs.push(HostRun {
+            host: h.clone(),
             node,
             parts,
             started: Instant::now(),
@@ -162,7 +180,30 @@ pub async fn distribute_all(ctx: &Arc<Ctx>, topology: Topology) -> Result<(), Pi
     for (idx, job, label) in &jobs {
         send(ctx, &mut runs, idx, job, label, topology).await;
     }
+    render_all(ctx, &mut runs).await;
     finish(ctx, runs)
+}
+
+/// Renders the templates of every host that needs it and got its trees.
+async fn render_all(ctx: &Arc<Ctx>, runs: &mut [HostRun]) {
+    let idx: Vec<usize> = (0..runs.len())
+        .filter(|i| runs[*i].err.is_none() && runs[*i].parts.iter().any(|(p, _)| p == RENDER))
+        .collect();
+    let todo: Vec<(ResolvedHost, NodeRef)> = idx
+        .iter()
+        .map(|i| (runs[*i].host.clone(), runs[*i].node.clone()))
+        .collect();
+    let c = ctx.clone();
+    let done = fanout::for_each(todo, ctx.concurrency, move |(h, n)| {
+        let c = c.clone();
+        async move { super::host_render::apply(&c, &h, &n).await }
+    })
+    .await;
+    for (i, res) in idx.into_iter().zip(done) {
+        if let Err(e) = res {
+            runs[i].err = Some(e);
+        }
+    }
 }
 
 /// Connects to every host's agent (bounded); a failure marks that host.
