@@ -279,6 +279,40 @@ fn run_one_master_two_nodes_rerun_noop_and_reset() {
         .count();
     assert!(skipped >= 3 * 4, "{skipped} skips");
 
+    // A truncated CA key on the bastion (a torn write) stops the run before
+    // any host changes, naming the file and what to do; it is left as is.
+    let ca_key = state.join(format!("pki/kubernetes/{}/pki/ca.key", ip[0]));
+    let good_key = std::fs::read(&ca_key).unwrap();
+    std::fs::write(&ca_key, &good_key[..good_key.len() / 2]).unwrap();
+    let journal_before = std::fs::read_to_string(state.join("journal.jsonl")).unwrap();
+    let (out, ev) = b.ferry_json(&args);
+    assert!(!out.status.success(), "a damaged PKI was used");
+    let failed: Vec<&str> = run_events(&ev)
+        .into_iter()
+        .filter(|e| e["kind"] == "failed")
+        .filter_map(|e| e["message"].as_str())
+        .collect();
+    let msg = failed
+        .iter()
+        .find(|m| m.contains("PKI"))
+        .unwrap_or_else(|| panic!("no PKI error in {failed:?}"));
+    assert!(
+        msg.contains(&ca_key.display().to_string()) && msg.contains("next:"),
+        "{msg}"
+    );
+    let started: Vec<&Value> = run_events(&ev)
+        .into_iter()
+        .filter(|e| e["node"] != "" && e["kind"] == "started")
+        .collect();
+    assert!(started.is_empty(), "hosts touched: {started:?}");
+    assert_eq!(
+        std::fs::read(&ca_key).unwrap(),
+        &good_key[..good_key.len() / 2]
+    );
+    let journal_after = std::fs::read_to_string(state.join("journal.jsonl")).unwrap();
+    assert_eq!(journal_before, journal_after, "the refused run journaled");
+    std::fs::write(&ca_key, &good_key).unwrap();
+
     // Reset: nothing of ours left on the nodes.
     let out = b.ferry(&["reset", "-p", pw]);
     assert!(out.status.success(), "{}", common::stdout(&out));

@@ -23,6 +23,7 @@ use super::Ctx;
 use super::PipelineError;
 use super::kubeadm_ops::{self, FreshSecrets};
 use super::node::{self, Cmd, NodeRef};
+use super::pki_store;
 use crate::lb::LbClient;
 use crate::output::now_ms;
 use crate::state::write_atomic;
@@ -145,52 +146,6 @@ fn pki_err(e: impl std::fmt::Display) -> PipelineError {
     PipelineError::cluster(Step::Pki, e)
 }
 
-fn read_dir_files(root: &Path) -> Result<Vec<PkiFile>, PipelineError> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).map_err(PipelineError::io("reading", &d))? {
-            let p = e.map_err(PipelineError::io("reading", &d))?.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p
-                    .strip_prefix(root)
-                    .unwrap_or(&p)
-                    .to_string_lossy()
-                    .into_owned();
-                let contents =
-                    std::fs::read_to_string(&p).map_err(PipelineError::io("reading", &p))?;
-                let mode = if rel.ends_with(".key") || rel.ends_with(".conf") {
-                    0o600
-                } else {
-                    0o644
-                };
-                out.push(PkiFile {
-                    path: rel,
-                    contents,
-                    mode,
-                });
-            }
-        }
-    }
-    out.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(out)
-}
-
-fn store(root: &Path, files: &[PkiFile]) -> Result<(), PipelineError> {
-    for f in files {
-        let p = root.join(&f.path);
-        if let Some(parent) = p.parent() {
-            std::fs::create_dir_all(parent).map_err(PipelineError::io("creating", parent))?;
-            std::fs::set_permissions(parent, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-                .map_err(PipelineError::io("chmod", parent))?;
-        }
-        write_atomic(&p, f.contents.as_bytes(), 0o600)?;
-    }
-    Ok(())
-}
-
 /// Generates the CAs and master0's set once (before the per-master
 /// fan-out, so every master shares one CA). Blocking (RSA keygen): the
 /// pipeline calls it through `spawn_blocking`.
@@ -200,11 +155,13 @@ pub fn ensure_cluster_pki(ctx: &Ctx, docs: &KubeadmDocs) -> Result<(), PipelineE
         .dir()
         .join("pki/kubernetes")
         .join(ctx.master0.addr.ip.to_string());
-    if !m0dir.join("pki/ca.crt").is_file() {
+    // A set is stored whole or not at all (`pki_store`): a damaged one
+    // is refused by `pki_store::check_stored` before any host changes.
+    if !m0dir.exists() {
         let m0name = ctx.hostname(ctx.master0.addr.ip);
         let spec = pki_spec(ctx, docs, ctx.master0.addr.ip, &m0name);
         let files = generate_all(&spec, OffsetDateTime::now_utc()).map_err(pki_err)?;
-        store(&m0dir, &files)?;
+        pki_store::store_set(&m0dir, &files)?;
     }
     Ok(())
 }
@@ -223,7 +180,7 @@ pub fn master_files(
     let now = OffsetDateTime::now_utc();
     ensure_cluster_pki(ctx, docs)?;
     let dir = base.join(ip.to_string());
-    if !dir.join("pki/apiserver.crt").is_file() {
+    if !dir.exists() {
         let read = |rel: &str| {
             let p = m0dir.join(rel);
             std::fs::read_to_string(&p).map_err(PipelineError::io("reading", &p))
@@ -252,9 +209,9 @@ pub fn master_files(
         }
         files.extend(node_certs(&cas, &spec, now).map_err(pki_err)?.files);
         files.extend(kubeconfigs(&cas, &spec, now).map_err(pki_err)?);
-        store(&dir, &files)?;
+        pki_store::store_set(&dir, &files)?;
     }
-    read_dir_files(&dir)
+    pki_store::read_set(&dir)
 }
 
 /// Kubeconfigs only `kubeadm init` keeps: a joining master's kubeadm

@@ -13,7 +13,9 @@ use super::ctx::{Ctx, Inputs};
 use super::journal::Recorder;
 use super::kubeadm_ops::FreshSecrets;
 use super::node::NodeRef;
-use super::{PipelineError, bootstrap, distribute, guest, kube, prepare, upgrade, writeback};
+use super::{
+    PipelineError, bootstrap, distribute, guest, kube, pki_store, prepare, upgrade, writeback,
+};
 
 use crate::fanout;
 use crate::state::ClusterState;
@@ -92,14 +94,22 @@ async fn run_inner(
 
     let t = Instant::now();
     let res = match prepare::prepare(state, rec, &inp, hosts, checked).await {
-        // An upgrade is found (and refused) before any host changes.
-        Ok(mut c) => upgrade::detect(&c).await.map(|u| {
-            c.upgrade = u;
-            c
-        }),
+        // A damaged PKI and an upgrade are found (and refused) before any
+        // host changes.
+        Ok(mut c) => match upgrade::detect(&c).await {
+            Ok(u) => {
+                c.upgrade = u;
+                let c = Arc::new(c);
+                let bc = c.clone();
+                blocking(Step::Pki, move || pki_store::check_stored(&bc))
+                    .await
+                    .map(|()| c)
+            }
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     };
-    let ctx = Arc::new(lap(timings, Step::Images, t, res)?);
+    let ctx = lap(timings, Step::Images, t, res)?;
     writeback::set_mounts(cf_out, &ctx);
 
     let t = Instant::now();

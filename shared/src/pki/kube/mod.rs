@@ -8,12 +8,14 @@
 //! caller to write; private keys have mode 0600.
 
 mod certs;
+mod check;
 mod kubeconfig;
 mod renew;
 mod renewal;
 mod spec;
 
 pub use certs::{Ca, CaSet, NodeCerts, generate_cas, node_certs};
+pub use check::{REQUIRED, SetProblem, check_set};
 pub use kubeconfig::{KubeconfigUser, kubeconfigs};
 pub use renew::{
     CertFacts, RenewError, cert_facts, kubeconfig_client_cert, reissue_apiserver, renew_leaf,
