@@ -264,9 +264,37 @@ fn run_one_master_two_nodes_rerun_noop_and_reset() {
     assert!(kubecfg.contains("https://apiserver.cluster.local:6443"));
     backup_holds_no_secret_of_the_bastion(&tb, pw);
 
+    // A long-lived cluster's journal outgrows one exec's stdin (1 MiB): the
+    // last record repeated (what many re-runs leave) to 3 MiB.
+    let jpath = state.join("journal.jsonl");
+    let mut big = std::fs::read_to_string(&jpath).unwrap();
+    let last = big.lines().last().unwrap().to_string();
+    while big.len() < 3 << 20 {
+        big.push_str(&last);
+        big.push('\n');
+    }
+    std::fs::write(&jpath, &big).unwrap();
+
     // Re-run: every per-host step is skipped per the journal.
     let (out, ev) = b.ferry_json(&args);
     assert!(out.status.success(), "{}", stderr(&out));
+    // ... and the backup carries that journal whole.
+    let on_node = tb
+        .exec_ok(
+            0,
+            &[
+                "sha256sum",
+                "/var/lib/ferry/data/default/backup/journal.jsonl",
+            ],
+        )
+        .unwrap();
+    let here = std::process::Command::new("sha256sum")
+        .arg(&jpath)
+        .output()
+        .unwrap();
+    let here = String::from_utf8_lossy(&here.stdout);
+    let sum = |s: &str| s.split_whitespace().next().unwrap_or("").to_string();
+    assert_eq!(sum(&on_node), sum(&here), "the backup's journal differs");
     let started: Vec<&Value> = run_events(&ev)
         .into_iter()
         .filter(|e| e["node"] != "" && e["kind"] == "started")

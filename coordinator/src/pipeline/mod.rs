@@ -27,6 +27,7 @@ mod kube;
 pub mod kube_nodes;
 mod kubeadm_ops;
 mod node;
+mod node_tree;
 mod pki_store;
 mod prepare;
 /// Agent addressing for commands outside a run (delete, reset).

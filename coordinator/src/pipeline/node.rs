@@ -225,26 +225,7 @@ pub async fn write_file(
     run(node, tls, rec, step, cmd).await.map(|_| ())
 }
 
-/// Extracts an in-memory tar (built from `(path, bytes, mode)`) under `dir`.
-pub async fn write_tree(
-    node: &NodeRef,
-    tls: &ClientTls,
-    rec: &Recorder,
-    step: Step,
-    dir: &str,
-    files: &[(String, Vec<u8>, u32)],
-) -> Result<(), PipelineError> {
-    let tar = crate::tarball::pack(files).map_err(|e| PipelineError::host(&node.host, step, e))?;
-    // Unpacked into a private stage beside the files and made durable
-    // (syncfs), then each file renamed over its destination and synced
-    // again: a kill leaves every file old or new, never truncated, and the
-    // step is journaled done only after that (so a torn write is re-sent).
-    const SCRIPT: &str = r#"set -e; d=$1; mkdir -p "$d"; s=$(mktemp -d "$d/.ferry-stage.XXXXXX"); trap 'rm -rf "$s"' EXIT; tar -x --no-same-owner -C "$s"; sync -f "$s"; cd "$s"; find . -type f -exec sh -c 'for f; do mkdir -p "$0/$(dirname "$f")"; mv -fT "$f" "$0/$f"; done' "$d" {} +; cd /; sync -f "$d""#;
-    let cmd = Cmd::script(SCRIPT, &[dir])
-        .stdin(tar)
-        .display(format!("write {} files under {dir}", files.len()));
-    run(node, tls, rec, step, cmd).await.map(|_| ())
-}
+pub use super::node_tree::write_tree;
 
 /// Sets (or with `ip == None` removes) ferry's `/etc/hosts` line for `name`.
 /// Edited in place: /etc/hosts may be a bind mount.
