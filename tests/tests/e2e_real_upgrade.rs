@@ -17,7 +17,7 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::real::{self, NETWORK_IMAGE, ROOTFS_IMAGE};
 use common::stderr;
@@ -87,23 +87,73 @@ fn apply_workload(tb: &Testbed) {
     });
 }
 
+/// Failures of one target of the client loop: how many, and the outage
+/// windows (wall-clock ms of the first and last failed request in a row).
+#[derive(Default)]
+struct Outages {
+    failed: u64,
+    windows: Vec<(u64, u64)>,
+    open: Option<(u64, u64)>,
+}
+
+impl Outages {
+    fn note(&mut self, ok: bool) {
+        let now = now_ms();
+        match (ok, self.open) {
+            (true, Some(w)) => {
+                self.windows.push(w);
+                self.open = None;
+            }
+            (true, None) => {}
+            (false, w) => {
+                self.failed += 1;
+                self.open = Some((w.map_or(now, |w| w.0), now));
+            }
+        }
+    }
+
+    /// `N failed, longest Xs, windows [start+len ...]` (starts as ms since
+    /// the epoch, to line up with the events' ts_ms).
+    fn report(mut self) -> (u64, String) {
+        if let Some(w) = self.open.take() {
+            self.windows.push(w);
+        }
+        let longest = self.windows.iter().map(|(a, b)| b - a).max().unwrap_or(0);
+        let w: Vec<String> = self
+            .windows
+            .iter()
+            .map(|(a, b)| format!("{a}+{:.1}s", (b - a) as f64 / 1000.0))
+            .collect();
+        (
+            self.failed,
+            format!(
+                "{} failed, longest outage {:.1}s, windows [{}]",
+                self.failed,
+                longest as f64 / 1000.0,
+                w.join(" ")
+            ),
+        )
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 /// Requests from the worker's host to the Service and to the apiserver
-/// VIP, one pair per round, until stopped: (rounds, failed requests).
+/// VIP, one pair per round, until stopped.
 struct ClientLoop {
     stop: Arc<AtomicBool>,
-    rounds: Arc<AtomicU64>,
-    failed: Arc<AtomicU64>,
-    handle: Option<std::thread::JoinHandle<()>>,
+    handle: Option<std::thread::JoinHandle<(u64, Outages, Outages)>>,
 }
 
 impl ClientLoop {
     fn start(tb: &Testbed, node: usize, cluster_ip: &str) -> Self {
-        let (stop, rounds, failed) = (
-            Arc::new(AtomicBool::new(false)),
-            Arc::new(AtomicU64::new(0)),
-            Arc::new(AtomicU64::new(0)),
-        );
-        let (s, r, f) = (stop.clone(), rounds.clone(), failed.clone());
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
         let mut web = tb.node_command(node, "curl").unwrap();
         web.args([
             "-sf",
@@ -117,38 +167,52 @@ impl ClientLoop {
         vip.args(["-sk", "-m", "2", "-o", "/dev/null", "-w", "%{http_code}"]);
         vip.arg(format!("https://{}:6443/livez", real::VIP));
         let handle = std::thread::spawn(move || {
+            let (mut rounds, mut svc, mut api) = (0, Outages::default(), Outages::default());
             while !s.load(Ordering::Relaxed) {
-                r.fetch_add(1, Ordering::Relaxed);
-                if !web.status().map(|st| st.success()).unwrap_or(false) {
-                    f.fetch_add(1, Ordering::Relaxed);
-                }
+                rounds += 1;
+                svc.note(web.status().map(|st| st.success()).unwrap_or(false));
                 // Any HTTP answer (401/403/200) means an apiserver answered.
                 let code = vip
                     .output()
                     .map(|o| String::from_utf8_lossy(&o.stdout).to_string());
-                if !code.is_ok_and(|c| c.starts_with(['2', '4'])) {
-                    f.fetch_add(1, Ordering::Relaxed);
-                }
+                api.note(code.is_ok_and(|c| c.starts_with(['2', '4'])));
             }
+            (rounds, svc, api)
         });
         Self {
             stop,
-            rounds,
-            failed,
             handle: Some(handle),
         }
     }
 
-    fn finish(mut self) -> (u64, u64) {
+    /// (rounds, failed requests, a report per target).
+    fn finish(mut self) -> (u64, u64, String) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            h.join().unwrap();
-        }
-        (
-            self.rounds.load(Ordering::Relaxed),
-            self.failed.load(Ordering::Relaxed),
-        )
+        let Some((rounds, svc, api)) = self.handle.take().map(|h| h.join().unwrap()) else {
+            return (0, 0, String::new());
+        };
+        let (f1, r1) = svc.report();
+        let (f2, r2) = api.report();
+        (rounds, f1 + f2, format!("Service: {r1}; VIP: {r2}"))
     }
+}
+
+/// The upgrade's per-host parts as (ts_ms, host, kind, message) lines.
+fn upgrade_timeline(ev: &[Value]) -> String {
+    ev.iter()
+        .filter(|e| {
+            e["node"] != ""
+                && (e["kind"] == "started" || e["kind"] == "finished")
+                && e["message"].as_str().unwrap_or("").starts_with("upgrade")
+        })
+        .map(|e| {
+            format!(
+                "{} {} {} {}",
+                e["ts_ms"], e["node"], e["kind"], e["message"]
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn versions(tb: &Testbed) -> (String, Vec<String>) {
@@ -301,7 +365,7 @@ fn real_upgrade_1_34_to_1_35_with_a_kill_in_the_middle() {
     );
     let (out, ev) = b.ferry_json(&up);
     let took = t.elapsed().as_secs_f64();
-    let (rounds, failed) = client.finish();
+    let (rounds, failed, outages) = client.finish();
     assert!(out.status.success(), "resumed upgrade: {}", stderr(&out));
     assert!(!applied(&ev), "master0's kubeadm upgrade apply ran again");
     eprintln!(
@@ -311,6 +375,12 @@ fn real_upgrade_1_34_to_1_35_with_a_kill_in_the_middle() {
     );
     eprintln!(
         "REAL-MEASURE upgrade wall {took:.1}s (kill + resume); client rounds {rounds}, failed requests {failed} (Service + VIP)"
+    );
+    eprintln!("REAL-MEASURE upgrade outages: {outages}");
+    eprintln!(
+        "REAL-MEASURE upgrade timeline:\n{}\n{}",
+        upgrade_timeline(&first),
+        upgrade_timeline(&ev)
     );
     let (server, kubelets) = versions(tb);
     assert_eq!(server, TARGET);
