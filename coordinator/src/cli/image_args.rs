@@ -9,7 +9,8 @@ use crate::oci::archive::ArchiveFormat;
 
 #[derive(Debug, Clone, Args)]
 pub struct RegistryFlags {
-    /// Talk plain HTTP to the registry (local mirrors) and skip TLS verification.
+    /// Talk plain HTTP to the registry (local mirrors); its token server, if
+    /// any, keeps verified HTTPS.
     #[arg(long)]
     pub insecure: bool,
 }

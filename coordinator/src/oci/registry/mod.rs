@@ -6,7 +6,8 @@
 //!   ingest refuses content that does not hash to its digest.
 //! - Pulls are resumable at blob granularity: blobs already in the store are
 //!   not fetched again; the image is tagged only once all its blobs are in.
-//! - `insecure` registries (local mirrors) are spoken to over plain HTTP.
+//! - `insecure` registries (local mirrors) are spoken to over plain HTTP;
+//!   nothing else is (token servers keep verified HTTPS).
 
 mod auth;
 mod error;
@@ -63,9 +64,12 @@ impl Connection {
         } else {
             ClientProtocol::Https
         };
+        // `insecure` is plain HTTP to this registry alone: TLS is never
+        // unverified, so a token server (another host) keeps HTTPS with
+        // its certificate checked.
         oci_client::Client::new(ClientConfig {
             protocol,
-            accept_invalid_certificates: self.insecure,
+            accept_invalid_certificates: false,
             connect_timeout: Some(Duration::from_secs(15)),
             read_timeout: Some(Duration::from_secs(120)),
             max_concurrent_download: DEFAULT_CONCURRENCY,
