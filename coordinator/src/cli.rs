@@ -12,7 +12,7 @@ pub mod cluster_args;
 pub use cluster_args::{AddArgs, ApplyArgs, DeleteArgs, ResetArgs, RunArgs, RunCmdArgs};
 
 pub mod given_ssh;
-pub use given_ssh::GivenSsh;
+pub use given_ssh::{GivenSsh, secrets_in_argv};
 
 pub mod image_args;
 pub use image_args::{

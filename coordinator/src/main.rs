@@ -1,8 +1,14 @@
-use clap::Parser;
-use ferry_coordinator::{Exit, cli::Cli, run};
+use clap::{CommandFactory, FromArgMatches};
+use ferry_coordinator::{Exit, cli::Cli, cli::secrets_in_argv, run};
 
 fn main() -> anyhow::Result<std::process::ExitCode> {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    for (flag, instead) in secrets_in_argv(&matches) {
+        eprintln!(
+            "warning: {flag} on the command line is visible to every user of this machine (ps, /proc); prefer {instead}"
+        );
+    }
     let filter = if cli.debug { "debug" } else { "warn" };
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -25,4 +25,4 @@ pub use exec::{ExecSpec, ExitOutcome, Program};
 pub use facts::Facts;
 pub use hosts::{HostAddr, parse_host_list};
 pub use phase::Phase;
-pub use secret::Secret;
+pub use secret::{Secret, redact_env};

@@ -145,3 +145,69 @@ mod tests {
         assert!(!shown.contains("hunter2-secret"), "{shown}");
     }
 }
+
+/// Secret flags given on the command line itself (visible to every user
+/// in `ps`), as `(flag, safer way)`: `-p/--passwd`, `--pk-passwd` and
+/// login's `-p/--password`, wherever they sit in the subcommands of `m`.
+pub fn secrets_in_argv(m: &ArgMatches) -> Vec<(&'static str, &'static str)> {
+    const SECRETS: [(&str, &str, &str); 3] = [
+        (PASSWD, "-p/--passwd", "FERRY_SSH_PASSWD"),
+        (PK_PASSWD, "--pk-passwd", "FERRY_SSH_PK_PASSWD"),
+        (
+            "password",
+            "-p/--password",
+            "--password-stdin or FERRY_REGISTRY_PASSWD",
+        ),
+    ];
+    let mut out = Vec::new();
+    let mut cur = Some(m);
+    while let Some(m) = cur {
+        for (id, flag, instead) in SECRETS {
+            let on_argv = m.try_get_raw(id).is_ok_and(|v| v.is_some())
+                && m.value_source(id) == Some(ValueSource::CommandLine);
+            if on_argv && !out.iter().any(|(f, _)| *f == flag) {
+                out.push((flag, instead));
+            }
+        }
+        cur = m.subcommand().map(|(_, s)| s);
+    }
+    out
+}
+
+#[cfg(test)]
+mod argv_tests {
+    use clap::CommandFactory;
+
+    use super::*;
+    use crate::cli::Cli;
+
+    fn secrets(args: &[&str]) -> Vec<&'static str> {
+        let m = Cli::command().try_get_matches_from(args).unwrap();
+        secrets_in_argv(&m).into_iter().map(|(f, _)| f).collect()
+    }
+
+    #[test]
+    fn passwords_on_the_command_line_are_found_in_any_subcommand() {
+        assert_eq!(
+            secrets(&["ferry", "run", "img", "-p", "pw"]),
+            ["-p/--passwd"]
+        );
+        assert_eq!(
+            secrets(&[
+                "ferry",
+                "agent",
+                "install",
+                "--masters",
+                "10.0.0.2",
+                "--passwd=pw"
+            ]),
+            ["-p/--passwd"]
+        );
+        assert_eq!(
+            secrets(&["ferry", "login", "r.example", "-u", "a", "-p", "x"]),
+            ["-p/--password"]
+        );
+        assert!(secrets(&["ferry", "run", "img"]).is_empty());
+        assert!(secrets(&["ferry", "images"]).is_empty());
+    }
+}

@@ -50,18 +50,20 @@ pub async fn run_hook(
     let Some(line) = hook_command(ctx, hook, env) else {
         return Ok(());
     };
+    // What is shown never carries a secret-looking env value.
+    let shown = ferry_shared::redact_env(&line, env);
     ctx.rec.step_event(
         step,
         &n.host,
         ferry_shared::EventKind::Progress,
-        &format!("hook {}: {line}", hook.label()),
+        &format!("hook {}: {shown}", hook.label()),
     );
     // The label value is a shell command line by definition (sealos runs
     // `bash <value>`), so it goes through bash -c.
     let mut cmd = Cmd::new(&["bash", "-c", &format!("bash {line}")])
         .cwd(&format!("{}/scripts", ctx.rootfs_dir()))
         .env(env.clone())
-        .display(format!("{} hook: bash {line}", hook.label()));
+        .display(format!("{} hook: bash {shown}", hook.label()));
     cmd.timeout = Duration::from_secs(900);
     node::run(n, &ctx.tls, &ctx.rec, step, cmd)
         .await

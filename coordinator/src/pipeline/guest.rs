@@ -171,9 +171,11 @@ async fn run_one(
     };
     // The image's commands are shell text by definition (sealos runs them
     // through the login shell), with the image's env exported.
+    let env = ctx.image_env(img, h);
+    let shown = ferry_shared::redact_env(&l, &env);
     let mut cmd = Cmd::new(&["bash", "-c", &l])
-        .env(ctx.image_env(img, h))
-        .display(format!("{} CMD: {l}", img.config.name));
+        .env(env)
+        .display(format!("{} CMD: {shown}", img.config.name));
     cmd.timeout = GUEST_TIMEOUT;
     node::run(n, &ctx.tls, &ctx.rec, Step::Guest, cmd)
         .await
