@@ -4,6 +4,7 @@ use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -59,6 +60,8 @@ pub(crate) fn ensure_private_dir(dir: &Path) -> Result<(), StateError> {
         .map_err(io_err("create directory", dir))
 }
 
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
 /// Writes `data` to `path` atomically with `mode` (temp file in the same
 /// directory, fsync, rename, fsync of the directory).
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<(), StateError> {
@@ -67,14 +70,23 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<(), StateErro
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(io_err("create", &tmp))?;
+    // A fresh name per write (pid + counter) opened with O_EXCL: two
+    // writers never share a temp file, and nothing already at that name (a
+    // symlink planted there, a crash's leftover) is followed or truncated.
+    let (tmp, mut f) = loop {
+        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tmp = dir.join(format!(".{name}.tmp.{}.{n}", std::process::id()));
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)
+        {
+            Ok(f) => break (tmp, f),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n % 64 != 63 => {}
+            Err(e) => return Err(io_err("create", &tmp)(e)),
+        }
+    };
     // The mode passed to open() is filtered by the umask; set it exactly.
     f.set_permissions(fs::Permissions::from_mode(mode))
         .map_err(io_err("chmod", &tmp))?;
@@ -95,6 +107,30 @@ pub(crate) fn read_to_string(path: &Path) -> Result<String, StateError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn atomic_write_never_follows_what_sits_at_its_temp_name() {
+        let d = tempfile::tempdir().unwrap();
+        let victim = d.path().join("victim");
+        fs::write(&victim, "keep").unwrap();
+        let target = d.path().join("state.json");
+        // Every temp name the next writes would try first, planted (and
+        // the pid-only name of older versions).
+        let pid_only = d
+            .path()
+            .join(format!(".state.json.tmp.{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, pid_only).unwrap();
+        let next = TMP_COUNTER.load(Ordering::Relaxed);
+        for n in next..next + 8 {
+            let planted = d
+                .path()
+                .join(format!(".state.json.tmp.{}.{n}", std::process::id()));
+            std::os::unix::fs::symlink(&victim, planted).unwrap();
+        }
+        write_atomic(&target, b"new", 0o600).unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "keep");
+        assert_eq!(fs::read_to_string(&target).unwrap(), "new");
+    }
 
     #[test]
     fn atomic_write_sets_exact_mode() {
