@@ -51,6 +51,24 @@ fn base_image(tmp: &Path) -> (std::path::PathBuf, std::path::PathBuf, String) {
             .add_image(&store, &image, "test/base", Some(tag))
             .unwrap();
     }
+    // The registry dir shares no inode with the store (a context the user
+    // edits must never reach the store's blobs).
+    use std::os::unix::fs::MetadataExt;
+    let blobs = reg.join("docker/registry/v2/blobs/sha256");
+    let mut n = 0;
+    for prefix in fs::read_dir(&blobs).unwrap() {
+        for blob in fs::read_dir(prefix.unwrap().path()).unwrap() {
+            let data = blob.unwrap().path().join("data");
+            assert_eq!(
+                fs::metadata(&data).unwrap().nlink(),
+                1,
+                "{}",
+                data.display()
+            );
+            n += 1;
+        }
+    }
+    assert!(n >= 2, "config and layer blobs copied");
     (store_dir, reg, digest)
 }
 

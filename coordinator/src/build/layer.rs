@@ -8,8 +8,9 @@
 //! Invariant: the same tree content gives byte-identical output, whatever
 //! the source files' mtimes, owners or directory order.
 
-use std::fs::File;
+use std::fs::OpenOptions;
 use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
 use sha2::{Digest as _, Sha256};
@@ -186,19 +187,30 @@ pub fn write_layer<W: Write>(
                     .map_err(LayerError::Write)?;
             }
             EntryKind::File { source } => {
-                let file = File::open(source).map_err(|e| LayerError::Io {
-                    op: "open",
+                // Opened without following a symlink swapped in since the
+                // context was checked, and still a regular file.
+                let file = OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(source)
+                    .map_err(|e| LayerError::Io {
+                        op: "open (no symlinks)",
+                        path: source.clone(),
+                        source: e,
+                    })?;
+                let meta = file.metadata().map_err(|e| LayerError::Io {
+                    op: "stat",
                     path: source.clone(),
                     source: e,
                 })?;
-                let len = file
-                    .metadata()
-                    .map_err(|e| LayerError::Io {
-                        op: "stat",
+                if !meta.is_file() {
+                    return Err(LayerError::Io {
+                        op: "read (no longer a regular file)",
                         path: source.clone(),
-                        source: e,
-                    })?
-                    .len();
+                        source: io::Error::from(io::ErrorKind::InvalidInput),
+                    });
+                }
+                let len = meta.len();
                 let mut h = header(tar::EntryType::Regular, entry.mode, mtime, len);
                 let reader = Exact {
                     inner: file.take(len),

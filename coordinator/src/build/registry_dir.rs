@@ -173,17 +173,11 @@ impl RegistryDir {
         fs::rename(&tmp, &path).map_err(io_err("rename", &path))
     }
 
-    /// Copies blob `d` from the store: a hard link when possible.
+    /// Copies blob `d` from the store, verified. Never a hard link: the
+    /// registry dir lives in a build context the user edits, and a shared
+    /// inode would let an edit there corrupt the store.
     fn blob_from_store(&self, store: &Store, d: &Digest) -> Result<(), RegistryDirError> {
-        let path = self.blob_path(d);
-        if path.is_file() {
-            return Ok(());
-        }
-        let src = store.blob_path(d);
-        if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).map_err(io_err("create", dir))?;
-        }
-        if fs::hard_link(&src, &path).is_ok() {
+        if self.blob_path(d).is_file() {
             return Ok(());
         }
         let file = store.open_blob(d)?;

@@ -233,3 +233,18 @@ fn scan_finds_images_in_lists_manifests_and_charts() {
     write(ctx, "images/shim/bad", "Not A Valid Ref!\n", 0o644);
     assert!(super::collect::scan(ctx, &ignore).is_err());
 }
+
+#[test]
+fn a_source_swapped_for_a_symlink_after_the_check_is_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    fs::write(outside.path().join("secret"), "private").unwrap();
+    context(dir.path(), false, 0);
+    let t = tree(dir.path(), KUBEFILE, "*.md\n").unwrap();
+    // Between the context check and the layer write, bin/tool becomes a
+    // symlink to a file outside the context.
+    fs::remove_file(dir.path().join("bin/tool")).unwrap();
+    symlink(outside.path().join("secret"), dir.path().join("bin/tool")).unwrap();
+    let e = write_layer(&t, Vec::new(), Compression::Gzip, 0).unwrap_err();
+    assert!(e.to_string().contains("bin/tool"), "{e}");
+}
