@@ -5,10 +5,14 @@
 //! Invariants:
 //! - nothing is ever served in plaintext; clients must present a certificate
 //!   that chains to the cluster's agent CA;
+//! - every RPC is the coordinator identity's only, but a relay Push of a
+//!   transfer the coordinator planned here ([`authz`]);
 //! - every process the agent starts runs in its own process group, which is
 //!   SIGKILLed when its stream is dropped, times out, or the agent stops;
 //! - every queue is bounded and every stream carries heartbeats.
 
+pub mod accept;
+pub mod authz;
 pub mod convert;
 pub mod daemon;
 pub mod events;
@@ -23,6 +27,7 @@ pub mod service;
 pub mod supervise;
 pub mod tls;
 pub mod transfer;
+pub mod trust;
 
 pub use daemon::{DaemonError, DaemonOptions, StopOutcome, daemon, stop};
 pub use events::EventBus;

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
-use ferry_agent::{DaemonOptions, ServeConfig, StopOutcome, SuperviseOptions, TlsMaterial};
+use ferry_agent::trust::TlsDir;
+use ferry_agent::{DaemonOptions, ServeConfig, StopOutcome, SuperviseOptions};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -71,7 +72,8 @@ struct ServeArgs {
     /// Address to listen on, e.g. 0.0.0.0:7443.
     #[arg(long)]
     listen: SocketAddr,
-    /// Directory holding ca.crt, agent.crt and agent.key.
+    /// Directory holding ca.crt, agent.crt and agent.key (and the
+    /// coordinator's revocation list, revoked.json).
     #[arg(long)]
     tls_dir: PathBuf,
     /// The name the coordinator knows this node by.
@@ -148,8 +150,9 @@ fn termination() -> Result<impl Future<Output = ()>> {
 }
 
 fn serve(args: ServeArgs) -> Result<()> {
-    let tls = TlsMaterial::from_dir(&args.tls_dir)?;
+    let tls = TlsDir::new(&args.tls_dir).load()?;
     let mut config = ServeConfig::new(args.node_name, tls);
+    config.tls_dir = Some(args.tls_dir.clone());
     config.supervisor = args.supervisor.as_str().to_string();
     config.heartbeat = Duration::from_millis(args.heartbeat_ms);
     config.exec_limit = args.max_execs;
@@ -193,7 +196,7 @@ fn run(cli: Cli) -> Result<()> {
             serve,
         } => {
             let args = check_serve_args(&serve)?;
-            TlsMaterial::from_dir(&args.tls_dir)?;
+            TlsDir::new(&args.tls_dir).load()?;
             let pid = ferry_agent::daemon(&DaemonOptions {
                 pidfile,
                 log_file,

@@ -11,14 +11,16 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::codec::CompressionEncoding;
 use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
 
+use crate::accept::TlsState;
+use crate::authz::AuthzLayer;
 use crate::events::EventBus;
 use crate::exec::Executor;
 use crate::facts::{FactsSource, hash_self_in_background};
 use crate::process_group::GroupRegistry;
 use crate::service::AgentService;
 use crate::tls::TlsMaterial;
+use crate::trust::{Revocations, TlsDir, TrustService};
 use crate::{AgentError, VERSION};
 
 /// Heartbeat interval of idle streams.
@@ -29,15 +31,15 @@ pub const DEFAULT_EXEC_LIMIT: usize = 64;
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 const HTTP2_KEEPALIVE: Duration = Duration::from_secs(20);
-const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
-const TCP_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
-const TCP_KEEPALIVE_RETRIES: u32 = 4;
 
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     /// The name the coordinator gave this node (reported in facts/events).
     pub node_name: String,
     pub tls: TlsMaterial,
+    /// Where `tls` came from: the Trust service persists revocations and new
+    /// TLS material there (None: kept in memory only).
+    pub tls_dir: Option<std::path::PathBuf>,
     /// `systemd`, `daemon` or `foreground`.
     pub supervisor: String,
     pub heartbeat: Duration,
@@ -61,6 +63,7 @@ impl ServeConfig {
         Self {
             node_name: node_name.into(),
             tls,
+            tls_dir: None,
             supervisor: "foreground".to_string(),
             heartbeat: DEFAULT_HEARTBEAT,
             exec_limit: DEFAULT_EXEC_LIMIT,
@@ -135,25 +138,26 @@ pub async fn serve(
         addr: addr.to_string(),
         source,
     };
+    let tls = TlsState::new(config.tls.clone())?;
+    let tls_dir = config.tls_dir.clone().map(TlsDir::new);
+    let revoked = Revocations::load(tls_dir.as_ref().map(TlsDir::revoked_file))
+        .map_err(|e| AgentError::Task(e.to_string()))?;
+    let trust = TrustService::new(tls.clone(), revoked.clone(), tls_dir);
     let router = Server::builder()
-        .tls_config(config.tls.server_config())
-        .map_err(transport)?
+        .layer(AuthzLayer::new(revoked))
         .http2_keepalive_interval(Some(HTTP2_KEEPALIVE))
         .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE))
         .add_service(svc)
         .add_service(lb_svc)
+        .add_service(ferry_proto::pb::trust_server::TrustServer::new(trust))
         .add_service(
             ferry_proto::transfer_pb::transfer_server::TransferServer::new(
                 crate::transfer::TransferService::new(&config.transfer, events.clone())
-                    .with_relay_tls(config.tls.clone()),
+                    .with_relay_tls(tls.clone()),
             )
             .max_decoding_message_size(crate::transfer::service::MAX_MESSAGE),
         );
-    let incoming = TcpIncoming::from(listener)
-        .with_nodelay(Some(true))
-        .with_keepalive(Some(TCP_KEEPALIVE))
-        .with_keepalive_interval(Some(TCP_KEEPALIVE_INTERVAL))
-        .with_keepalive_retries(Some(TCP_KEEPALIVE_RETRIES));
+    let incoming = crate::accept::incoming(listener, tls);
 
     tracing::info!(%addr, node = %config.node_name, version = VERSION, supervisor = %config.supervisor, "ferry-agent serving (mTLS)");
     tokio::spawn(async move {

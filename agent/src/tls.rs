@@ -1,14 +1,18 @@
-//! The agent's TLS material: the cluster CA (to verify clients), and the
-//! agent's own certificate and key. Turned into a tonic server config that
-//! *requires* a client certificate chaining to the CA.
+//! The agent's TLS material: the cluster CA bundle (to verify clients; two
+//! CAs during a CA rotation), and the agent's own certificate and key.
+//! Turned into a rustls server config that *requires* a client certificate
+//! chaining to the bundle (served by `accept.rs`).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_shared::Secret;
+use rustls::RootCertStore;
+use rustls::server::WebPkiClientVerifier;
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 
 pub const CA_FILE: &str = "ca.crt";
 pub const CERT_FILE: &str = "agent.crt";
@@ -33,6 +37,8 @@ pub enum TlsError {
     },
     #[error("agent key ({origin}) holds no PEM private key: {detail}")]
     NoKey { origin: String, detail: String },
+    #[error("the TLS material ({origin}) cannot serve: {detail}")]
+    Config { origin: String, detail: String },
 }
 
 /// PEM text of the CA certificate, the agent certificate and its key.
@@ -41,6 +47,7 @@ pub struct TlsMaterial {
     ca_pem: String,
     cert_pem: String,
     key_pem: Secret,
+    origin: String,
 }
 
 fn check_certs(what: &'static str, origin: &str, pem: &str) -> Result<(), TlsError> {
@@ -85,11 +92,80 @@ impl TlsMaterial {
                 detail: e.to_string(),
             }
         })?;
-        Ok(Self {
+        let m = Self {
             ca_pem,
             cert_pem,
             key_pem,
-        })
+            origin: origin.to_string(),
+        };
+        // Fails now on a key that is not the certificate's, not at first use.
+        m.server_config()?;
+        Ok(m)
+    }
+
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    pub fn key_pem(&self) -> &Secret {
+        &self.key_pem
+    }
+
+    fn config_err(&self, detail: impl std::fmt::Display) -> TlsError {
+        TlsError::Config {
+            origin: self.origin.clone(),
+            detail: detail.to_string(),
+        }
+    }
+
+    fn client_verifier(
+        &self,
+    ) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
+        let mut roots = RootCertStore::empty();
+        for c in CertificateDer::pem_slice_iter(self.ca_pem.as_bytes()) {
+            let c = c.map_err(|e| self.config_err(format!("CA bundle: {e}")))?;
+            roots
+                .add(c)
+                .map_err(|e| self.config_err(format!("CA bundle: {e}")))?;
+        }
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+            .build()
+            .map_err(|e| self.config_err(format!("client verifier: {e}")))
+    }
+
+    /// Whether a client presenting `chain` (leaf first) would be accepted
+    /// by this material's CA bundle now.
+    pub fn accepts_client(&self, chain: &[CertificateDer<'static>]) -> Result<(), TlsError> {
+        let (leaf, rest) = chain
+            .split_first()
+            .ok_or_else(|| self.config_err("no client certificate"))?;
+        self.client_verifier()?
+            .verify_client_cert(leaf, rest, UnixTime::now())
+            .map(|_| ())
+            .map_err(|e| self.config_err(e))
+    }
+
+    /// A server config that demands a client certificate signed by one of
+    /// the CAs of the bundle, speaking HTTP/2 (ALPN h2) as tonic does.
+    pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(self.cert_pem.as_bytes())
+                .collect::<Result<_, _>>()
+                .map_err(|e| self.config_err(format!("agent certificate: {e}")))?;
+        let key = PrivateKeyDer::from_pem_slice(self.key_pem.expose().as_bytes())
+            .map_err(|e| self.config_err(format!("agent key: {e}")))?;
+        let mut config = rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| self.config_err(e))?
+            .with_client_cert_verifier(self.client_verifier()?)
+            .with_single_cert(chain, key)
+            .map_err(|e| self.config_err(e))?;
+        config.alpn_protocols.push(b"h2".to_vec());
+        Ok(Arc::new(config))
     }
 
     /// Reads `ca.crt`, `agent.crt` and `agent.key` from `dir`.
@@ -104,15 +180,6 @@ impl TlsMaterial {
         Self::from_pem(ca, cert, key, &dir.display().to_string())
     }
 
-    /// A server config that demands a client certificate signed by the CA.
-    pub fn server_config(&self) -> ServerTlsConfig {
-        ServerTlsConfig::new()
-            .identity(Identity::from_pem(&self.cert_pem, self.key_pem.expose()))
-            .client_ca_root(Certificate::from_pem(&self.ca_pem))
-            .client_auth_optional(false)
-            .timeout(HANDSHAKE_TIMEOUT)
-    }
-
     /// A client config for agent-to-agent traffic (transfer relays): this
     /// agent's certificate as client identity, peers verified against the
     /// cluster CA under `domain` (their IP, a SAN of every agent cert).
@@ -122,6 +189,10 @@ impl TlsMaterial {
             .identity(Identity::from_pem(&self.cert_pem, self.key_pem.expose()))
             .domain_name(domain)
     }
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
 }
 
 #[cfg(test)]

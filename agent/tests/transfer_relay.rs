@@ -88,9 +88,10 @@ fn record(seen: &mut Seen, a: pb::PushAck) {
     }
 }
 
-/// Two agents sharing one cluster identity: "a" relays to "c".
+/// Two agents sharing one cluster identity: "a" relays to "c", where the
+/// coordinator planned transfer "c" (an agent may push into nothing else).
 async fn pair() -> (common::TestAgent, common::TestAgent, Vec<tempfile::TempDir>) {
-    let dirs = vec![tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let d0 = dirs[0].path().to_path_buf();
     let a = common::start_agent(|c| c.transfer.cache_dir = d0).await;
     let (tls, d1) = (a.pki.tls(), dirs[1].path().to_path_buf());
@@ -99,6 +100,7 @@ async fn pair() -> (common::TestAgent, common::TestAgent, Vec<tempfile::TempDir>
         c.transfer.cache_dir = d1;
     })
     .await;
+    common::open_transfer(c.addr, &a.pki, "c", dirs[2].path()).await;
     (a, c, dirs)
 }
 

@@ -114,6 +114,17 @@ pub enum AgentCommand {
     Uninstall(UninstallArgs),
     /// Stream the agents' own events (replayed from their buffers, then live).
     Events(EventsArgs),
+    /// New certificates for the coordinator and every agent (over mTLS, no
+    /// SSH); the replaced ones are revoked on every agent. `--ca` also
+    /// replaces the agent CA, both trusted until every agent moved.
+    RotateCerts(RotateCertsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RotateCertsArgs {
+    /// Replace the agent CA too (a re-run continues an unfinished one).
+    #[arg(long)]
+    pub ca: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -16,5 +16,6 @@ pub mod ssh;
 pub mod state;
 pub mod tarball;
 pub mod transfer;
+pub mod trust;
 
 pub use commands::{CliError, Exit, run};

@@ -19,8 +19,9 @@ use super::plan::{plan, still_missing};
 use super::relay::{self, AckTx, Downstream};
 use super::stat_index::StatIndex;
 use super::{ChunkCache, Session, Sessions, TransferConfig, TransferError, convert};
+use crate::accept::TlsState;
+use crate::authz::Caller;
 use crate::events::EventBus;
-use crate::tls::TlsMaterial;
 
 /// Acks buffered per Push stream.
 const ACK_BUFFER: usize = 64;
@@ -39,7 +40,7 @@ pub struct TransferService {
     /// their session; post-commit eviction holds it exclusively, so it never
     /// removes a chunk a concurrent plan just counted as present.
     cache_gate: Arc<tokio::sync::RwLock<()>>,
-    relay_tls: Option<TlsMaterial>,
+    relay_tls: Option<TlsState>,
 }
 
 impl TransferService {
@@ -82,7 +83,7 @@ impl TransferService {
 
     /// The agent's own TLS identity, used to forward chunks to relay
     /// successors. Without it, relay plans are refused.
-    pub fn with_relay_tls(mut self, tls: TlsMaterial) -> Self {
+    pub fn with_relay_tls(mut self, tls: TlsState) -> Self {
         self.relay_tls = Some(tls);
         self
     }
@@ -144,16 +145,43 @@ fn verify_and_put(
     cache.put(h, raw)
 }
 
+/// Whether `caller` may push into session `id` on this node: the
+/// coordinator always; another agent (a relay predecessor) only into a
+/// transfer the coordinator planned here (Plan is the coordinator's only,
+/// `authz.rs`), so a node's certificate never writes into its peers'
+/// caches on its own.
+fn may_push(caller: &Caller, id: &str, sessions: &Sessions) -> Result<(), Status> {
+    match caller {
+        Caller::Coordinator { .. } => Ok(()),
+        Caller::Agent { name, serial } if id.is_empty() || sessions.get(id).is_none() => {
+            Err(Status::permission_denied(format!(
+                "relay push from `{name}` (serial {serial}): no transfer `{id}` was planned on this node by the coordinator"
+            )))
+        }
+        Caller::Agent { .. } => Ok(()),
+    }
+}
+
+/// Where a Push stream goes: the relay identity, the sessions and who calls.
+struct Intake {
+    cache: ChunkCache,
+    tls: Option<TlsState>,
+    sessions: Sessions,
+    caller: Caller,
+}
+
 /// One Push stream: its session id, an optional relay plan, then chunks,
 /// whole or in parts (`parts.rs`). Each frame is forwarded at once to the
 /// children that need its chunk; a complete chunk is then stored if this
-/// node needs it, and acknowledged (tagged with the session id).
-async fn receive(
-    mut inbound: Streaming<pb::PushFrame>,
-    cache: ChunkCache,
-    tls: Option<TlsMaterial>,
-    tx: AckTx,
-) {
+/// node needs it, and acknowledged (tagged with the session id). A relay
+/// predecessor's stream is checked against the sessions first ([`may_push`]).
+async fn receive(mut inbound: Streaming<pb::PushFrame>, intake: Intake, tx: AckTx) {
+    let Intake {
+        cache,
+        tls,
+        sessions,
+        caller,
+    } = intake;
     use pb::push_frame::Frame;
     let mut me = String::new();
     let mut position = None;
@@ -163,12 +191,17 @@ async fn receive(
         let chunk = match frame.map(|f| f.frame) {
             Ok(Some(Frame::Chunk(c))) => c,
             Ok(Some(Frame::TransferId(id))) => {
+                if let Err(s) = may_push(&caller, &id, &sessions) {
+                    let _ = tx.send(Err(s)).await;
+                    break;
+                }
                 me = id;
                 continue;
             }
             Ok(Some(Frame::Relay(plan))) => {
                 let res = relay::hops(plan).and_then(|(pos, hops)| {
-                    let tls = tls.clone().ok_or_else(|| {
+                    may_push(&caller, &me, &sessions)?;
+                    let tls = tls.as_ref().map(TlsState::material).ok_or_else(|| {
                         Status::failed_precondition("this agent has no TLS identity to relay with")
                     })?;
                     Ok((pos, Downstream::new(hops, tls, tx.clone())))
@@ -192,6 +225,10 @@ async fn receive(
                 break;
             }
         };
+        if let Err(s) = may_push(&caller, &me, &sessions) {
+            let _ = tx.send(Err(s)).await;
+            break;
+        }
         let kind = match parts.check(&chunk) {
             Ok(Kind::Orphan) => continue,
             Ok(k) => k,
@@ -338,14 +375,20 @@ impl pb::transfer_server::Transfer for TransferService {
         &self,
         req: Request<Streaming<pb::PushFrame>>,
     ) -> Result<Response<Self::PushStream>, Status> {
+        let caller = req
+            .extensions()
+            .get::<Caller>()
+            .cloned()
+            .ok_or_else(|| Status::permission_denied("unauthenticated Push"))?;
+        let intake = Intake {
+            cache: self.cache.clone(),
+            tls: self.relay_tls.clone(),
+            sessions: self.sessions.clone(),
+            caller,
+        };
         let inbound = req.into_inner();
         let (tx, rx) = mpsc::channel(ACK_BUFFER);
-        tokio::spawn(receive(
-            inbound,
-            self.cache.clone(),
-            self.relay_tls.clone(),
-            tx,
-        ));
+        tokio::spawn(receive(inbound, intake, tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 

@@ -47,6 +47,29 @@ pub fn pki() -> Pki {
 }
 
 impl Pki {
+    /// The same CA and certificates (for a restarted agent).
+    pub fn again(&self) -> Pki {
+        Pki {
+            ca: AgentCa::from_pem(self.ca.cert_pem(), &self.ca.key_pem()).unwrap(),
+            agent: self.agent.clone(),
+            client: self.client.clone(),
+        }
+    }
+
+    /// Another node's certificate from the same CA.
+    pub fn other_agent(&self, ip: &str) -> Issued {
+        let now = OffsetDateTime::now_utc();
+        self.ca
+            .issue_agent(
+                ip,
+                &[ip.parse().unwrap()],
+                &[],
+                now,
+                time::Duration::days(1),
+            )
+            .unwrap()
+    }
+
     pub fn tls(&self) -> TlsMaterial {
         TlsMaterial::from_pem(
             self.ca.cert_pem(),
@@ -75,7 +98,11 @@ pub struct TestAgent {
 
 /// Serves an agent in-process; `tweak` adjusts the config.
 pub async fn start_agent(tweak: impl FnOnce(&mut ServeConfig)) -> TestAgent {
-    let pki = pki();
+    start_agent_with(pki(), tweak).await
+}
+
+/// Serves an agent of `pki` in-process.
+pub async fn start_agent_with(pki: Pki, tweak: impl FnOnce(&mut ServeConfig)) -> TestAgent {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let mut config = ServeConfig::new("test-node", pki.tls());
@@ -239,23 +266,50 @@ pub async fn poll_until(deadline: Duration, mut cond: impl FnMut() -> bool) -> b
     }
 }
 
+/// A channel to `addr` trusting `ca_pem`, presenting `id`.
+pub async fn channel(
+    addr: SocketAddr,
+    ca_pem: &str,
+    id: &Issued,
+) -> Result<Channel, tonic::transport::Error> {
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(ca_pem))
+        .identity(Identity::from_pem(&id.cert_pem, id.key_pem.expose()))
+        .domain_name("127.0.0.1");
+    Endpoint::from_shared(format!("https://{addr}"))?
+        .tls_config(tls)?
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+}
+
 /// A `ferry.transfer.v1` client of `a` with the coordinator's identity.
 pub async fn transfer_client(
     a: &TestAgent,
 ) -> ferry_proto::transfer_pb::transfer_client::TransferClient<Channel> {
-    let tls = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(a.pki.ca.cert_pem()))
-        .identity(Identity::from_pem(
-            &a.pki.client.cert_pem,
-            a.pki.client.key_pem.expose(),
-        ))
-        .domain_name("127.0.0.1");
-    let ch = Endpoint::from_shared(format!("https://{}", a.addr))
-        .unwrap()
-        .tls_config(tls)
-        .unwrap()
-        .connect()
+    let ch = channel(a.addr, a.pki.ca.cert_pem(), &a.pki.client)
         .await
         .unwrap();
     ferry_proto::transfer_pb::transfer_client::TransferClient::new(ch)
+}
+
+/// Plans transfer `id` on the agent at `addr` as `pki`'s coordinator (an
+/// empty tree into `dest`), so relay predecessors may push into it.
+pub async fn open_transfer(addr: SocketAddr, pki: &Pki, id: &str, dest: &Path) {
+    use ferry_proto::transfer_pb as tpb;
+    let header = tpb::PlanHeader {
+        transfer_id: id.into(),
+        destination: dest.display().to_string(),
+        chunk_size: 4096,
+        operation_id: "op".into(),
+        ..Default::default()
+    };
+    let msgs = vec![tpb::PlanRequest {
+        msg: Some(tpb::plan_request::Msg::Header(header)),
+    }];
+    let ch = channel(addr, pki.ca.cert_pem(), &pki.client).await.unwrap();
+    ferry_proto::transfer_pb::transfer_client::TransferClient::new(ch)
+        .plan(futures::stream::iter(msgs))
+        .await
+        .unwrap();
 }

@@ -59,9 +59,11 @@ pub struct ClientTls {
 }
 
 impl ClientTls {
+    /// The coordinator's identity; agents verified against the trust
+    /// bundle (both CAs during a CA rotation).
     pub fn from_pki(pki: &AgentPki) -> Self {
         Self {
-            ca: Certificate::from_pem(pki.ca.cert_pem()),
+            ca: Certificate::from_pem(pki.trust_bundle()),
             identity: Identity::from_pem(&pki.client.cert_pem, pki.client.key_pem.expose()),
         }
     }

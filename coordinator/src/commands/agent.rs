@@ -1,4 +1,4 @@
-//! `ferry agent install | upgrade | uninstall`.
+//! `ferry agent install | upgrade | uninstall | rotate-certs`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -7,12 +7,15 @@ use ferry_shared::{EventKind, HostAddr, Phase};
 
 use super::summary::Summary;
 use super::{CliError, Exit, select, ssh_args};
-use crate::cli::{AgentOpts, InstallArgs, SshArgs, UninstallArgs, UpgradeArgs};
+use crate::cli::{
+    AgentOpts, InstallArgs, RotateCertsArgs, SelectArgs, SshArgs, UninstallArgs, UpgradeArgs,
+};
 use crate::client::ClientTls;
 use crate::fanout;
 use crate::install::{self, HostJob, InstallCtx, LocalAgent};
 use crate::output::Reporter;
 use crate::state::{ClusterState, NodeRecord};
+use crate::trust::{push, rotate};
 
 pub async fn install(
     cluster: &ClusterState,
@@ -40,7 +43,10 @@ pub async fn install(
             });
         }
     }
-    run_install(cluster, r, &a.ssh, &a.agent, a.agent_port, a.force, jobs).await
+    let started = Instant::now();
+    let (sum, problems) =
+        run_install(cluster, r, &a.ssh, &a.agent, a.agent_port, a.force, jobs).await?;
+    Ok(finish(r, "install", &sum, &problems, started))
 }
 
 pub async fn upgrade(
@@ -65,9 +71,67 @@ pub async fn upgrade(
             roles: rec.roles.clone(),
         })
         .collect();
-    run_install(cluster, r, &a.ssh, &a.agent, port, false, jobs).await
+    let started = Instant::now();
+    let (sum, mut problems) = run_install(cluster, r, &a.ssh, &a.agent, port, false, jobs).await?;
+    // Rotation on upgrade: a new coordinator certificate, and a new one for
+    // each upgraded agent whose certificate is due (uploads got one already).
+    let inv = cluster.load_inventory()?;
+    let upgraded: Vec<NodeRecord> = records
+        .iter()
+        .filter_map(|n| inv.find(&n.addr).cloned())
+        .collect();
+    let rot = rotate::Rotation {
+        renew_client: true,
+        only_due: true,
+    };
+    let report = rotate::rotate(cluster, r, &upgraded, rot).await?;
+    for (host, res) in report.hosts {
+        if let Err(e) = res {
+            problems.push(format!("{host}: certificate not rotated: {e}"));
+        }
+    }
+    problems.extend(report.problems);
+    Ok(finish(r, "upgrade", &sum, &problems, started))
 }
 
+pub async fn rotate_certs(
+    cluster: &ClusterState,
+    r: &Reporter,
+    a: RotateCertsArgs,
+) -> Result<Exit, CliError> {
+    let started = Instant::now();
+    let all = SelectArgs {
+        roles: Vec::new(),
+        ips: String::new(),
+    };
+    let nodes = select(cluster, &all)?;
+    let report = if a.ca {
+        rotate::rotate_ca(cluster, r).await?
+    } else {
+        let rot = rotate::Rotation {
+            renew_client: true,
+            only_due: false,
+        };
+        rotate::rotate(cluster, r, &nodes, rot).await?
+    };
+    let mut sum = Summary::default();
+    for (host, res) in report.hosts {
+        match res {
+            Ok(detail) => sum.ok(&host, detail),
+            Err(e) => {
+                r.emit(
+                    r.event(&host, Phase::Agent, EventKind::Failed)
+                        .message(e.clone()),
+                );
+                sum.failed(&host, e);
+            }
+        }
+    }
+    Ok(finish(r, "rotate-certs", &sum, &report.problems, started))
+}
+
+/// Installs `jobs`; returns the per-host summary and the agents that did
+/// not take the revocation of the certificates the installs replaced.
 async fn run_install(
     cluster: &ClusterState,
     r: &Reporter,
@@ -76,8 +140,7 @@ async fn run_install(
     port: u16,
     force: bool,
     jobs: Vec<HostJob>,
-) -> Result<Exit, CliError> {
-    let started = Instant::now();
+) -> Result<(Summary, Vec<String>), CliError> {
     let agent = LocalAgent::locate(opts.agent_bin.clone())?;
     let pki = Arc::new(cluster.agent_pki()?);
     let ctx = Arc::new(InstallCtx {
@@ -96,8 +159,10 @@ async fn run_install(
         install::install_host(job, c.clone())
     })
     .await;
+    drop(ctx);
     let mut inv = cluster.load_inventory()?;
     let mut sum = Summary::default();
+    let mut replaced = Vec::new();
     for (host, res) in hosts.iter().zip(results) {
         match res {
             Ok(rec) => {
@@ -108,6 +173,7 @@ async fn run_install(
                         rec.hostname, rec.agent_version, rec.supervisor
                     ),
                 );
+                replaced.extend(rec.replaced_cert.clone());
                 inv.upsert(rec);
             }
             Err(e) => {
@@ -120,7 +186,8 @@ async fn run_install(
         }
     }
     cluster.save_inventory(&inv)?;
-    Ok(finish(r, "install", &sum, started))
+    let problems = push::revoke_and_push(cluster, replaced, &[], r).await?;
+    Ok((sum, problems))
 }
 
 pub async fn uninstall(
@@ -146,10 +213,12 @@ pub async fn uninstall(
     .await;
     let mut inv = cluster.load_inventory()?;
     let mut sum = Summary::default();
+    let mut removed = Vec::new();
     for (addr, res) in addrs.iter().zip(results) {
         let host = addr.to_string();
         match res {
             Ok(()) => {
+                removed.extend(inv.find(addr).cloned());
                 inv.remove(addr);
                 sum.ok(&host, "removed");
             }
@@ -163,13 +232,23 @@ pub async fn uninstall(
         }
     }
     cluster.save_inventory(&inv)?;
-    Ok(finish(r, "uninstall", &sum, started))
+    let problems = push::revoke_nodes(cluster, &removed, r).await?;
+    Ok(finish(r, "uninstall", &sum, &problems, started))
 }
 
-/// Prints the summary and emits the cluster-wide `agent` event.
-fn finish(r: &Reporter, what: &str, sum: &Summary, started: Instant) -> Exit {
+/// Prints the summary and the problems, emits the cluster-wide `agent`
+/// event; a problem fails the command like a failed host.
+fn finish(r: &Reporter, what: &str, sum: &Summary, problems: &[String], started: Instant) -> Exit {
     r.finish();
-    let exit = sum.print(r, &format!("agent {what}"), started);
+    let mut exit = sum.print(r, &format!("agent {what}"), started);
+    for p in problems {
+        r.emit(
+            r.event("", Phase::Agent, EventKind::Failed)
+                .message(p.clone()),
+        );
+        r.text(&format!("  {p}"));
+        exit = Exit::HostsFailed;
+    }
     r.emit(
         r.event("", Phase::Agent, sum.kind())
             .message(format!("agent {what}"))

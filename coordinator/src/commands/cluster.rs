@@ -185,6 +185,21 @@ pub async fn remove_hosts(
     }
     new.cluster.spec.hosts.retain(|g| !g.ips.is_empty());
     save_clusterfile(cluster, &new)?;
+    // Their agent certificates stop working on every other agent at once.
+    let gone_ips: Vec<_> = hosts
+        .iter()
+        .map(|h| (h.addr.ip, h.addr.to_string()))
+        .filter(|(_, a)| remove.contains(a) && !kept.contains(a))
+        .map(|(ip, _)| ip)
+        .collect();
+    let gone: Vec<_> = cluster
+        .load_inventory()?
+        .nodes
+        .into_iter()
+        .filter(|n| gone_ips.contains(&n.addr.ip))
+        .collect();
+    let r = td.rec.reporter();
+    problems.extend(crate::trust::push::revoke_nodes(cluster, &gone, r).await?);
     if masters_changed {
         let left = new.cluster.resolved_hosts().map_err(usage)?;
         let masters: Vec<ResolvedHost> = left

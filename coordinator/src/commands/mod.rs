@@ -106,6 +106,9 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
         }
         Command::Agent(AgentCommand::Status(a)) => status::status(&cluster, &reporter, a).await,
         Command::Agent(AgentCommand::Events(a)) => events::events(&cluster, &reporter, a).await,
+        Command::Agent(AgentCommand::RotateCerts(a)) => {
+            agent::rotate_certs(&cluster, &reporter, a).await
+        }
         Command::Exec(a) => exec::exec(&cluster, &reporter, a).await,
         Command::Lb(c) => lb::run(&cluster, &reporter, c).await,
         Command::Scp(a) => scp::scp(&cluster, &reporter, a).await,

@@ -36,6 +36,22 @@ impl Supervisor {
     }
 }
 
+/// `rm -f` of what an interrupted `Trust.InstallTls` may have left staged
+/// in [`TLS_DIR`] (the agent's `trust/store.rs`): the agent would otherwise
+/// roll it forward over the files an SSH install just uploaded.
+pub fn discard_staged_tls() -> Vec<String> {
+    let mut argv = vec!["rm".to_string(), "-f".to_string()];
+    for f in [
+        "ca.crt.new",
+        "agent.crt.new",
+        "agent.key.new",
+        "install.commit",
+    ] {
+        argv.push(format!("{TLS_DIR}/{f}"));
+    }
+    argv
+}
+
 pub fn listen_addr(port: u16) -> String {
     format!("0.0.0.0:{port}")
 }

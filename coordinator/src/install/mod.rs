@@ -11,6 +11,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ferry_shared::pki::agent_ca::LEAF_VALIDITY;
+use ferry_shared::pki::revoked::AGENT_REVOKED_FILE;
+use ferry_shared::pki::{CertInfo, Issued, Revoked};
 use ferry_shared::{EventKind, Phase};
 use time::OffsetDateTime;
 
@@ -22,6 +25,7 @@ use crate::client::{AgentClient, ClientTls};
 use crate::output::{Reporter, now_ms};
 use crate::ssh::{SshError, SshOptions, SshSession, SshTarget};
 use crate::state::{AgentPki, NodeRecord};
+use crate::trust::TrustClient;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
@@ -62,6 +66,8 @@ pub enum InstallError {
         want: String,
         got: String,
     },
+    #[error("{host}: the agent runs but did not take the revocation list: {detail}")]
+    Trust { host: String, detail: String },
 }
 
 impl InstallError {
@@ -71,7 +77,9 @@ impl InstallError {
             InstallError::Step { phase, .. } => *phase,
             InstallError::ArchMismatch { .. } => Phase::Connect,
             InstallError::Pki { .. } => Phase::Upload,
-            InstallError::NotReady { .. } | InstallError::Mismatch { .. } => Phase::Ready,
+            InstallError::NotReady { .. }
+            | InstallError::Mismatch { .. }
+            | InstallError::Trust { .. } => Phase::Ready,
         }
     }
 }
@@ -183,6 +191,9 @@ async fn install_on(
         agent_sha256: ctx.agent.sha256.clone(),
         supervisor: p.supervisor.as_str().to_string(),
         installed_at_ms: now_ms(),
+        cert_serial: String::new(),
+        cert_not_after: 0,
+        replaced_cert: None,
     };
     let binary_current = p.remote_sha.as_deref() == Some(ctx.agent.sha256.as_str());
     if binary_current && !ctx.force {
@@ -197,14 +208,16 @@ async fn install_on(
                     .counter("uploaded_bytes", 0)
                     .counter("skipped", 1),
             );
+            let record = NodeRecord {
+                agent_version: facts.agent_version.clone(),
+                ..record
+            };
+            let record = sync_trust(ip, ctx, host, record).await?;
             r.emit(
                 r.event(host, Phase::Ready, EventKind::Finished)
                     .message(format!("agent {} ready", facts.agent_version)),
             );
-            return Ok(NodeRecord {
-                agent_version: facts.agent_version,
-                ..record
-            });
+            return Ok(record);
         }
     }
     r.emit(r.event(host, Phase::Upload, EventKind::Started));
@@ -217,31 +230,34 @@ async fn install_on(
         layout::TLS_DIR,
     ])
     .await?;
+    let replaced = current_cert(s).await;
     let mut sent = 0u64;
     if !binary_current || ctx.force {
         sent += s
             .upload_file(&ctx.agent.path, layout::AGENT_BIN, 0o755)
             .await?;
     }
-    let dns: Vec<String> = valid_dns_name(&p.hostname).into_iter().collect();
-    let leaf = ctx
-        .pki
-        .ca
-        .issue_agent(
-            &node_name,
-            &[ip],
-            &dns,
-            OffsetDateTime::now_utc(),
-            ferry_shared::pki::agent_ca::DEFAULT_VALIDITY,
-        )
-        .map_err(|source| InstallError::Pki {
+    let leaf = issue_leaf(&ctx.pki, ip, &p.hostname).map_err(|source| InstallError::Pki {
+        host: host.to_string(),
+        source,
+    })?;
+    let bundle = ctx.pki.trust_bundle();
+    // The coordinator's revocation list goes with them: the agent refuses
+    // revoked certificates from its start, and a list of another CA or a
+    // lost bastion (higher generation) does not outlive the re-enrolment.
+    let revoked =
+        serde_json::to_vec(&ctx.pki.revoked.for_agent()).map_err(|e| InstallError::Trust {
             host: host.to_string(),
-            source,
+            detail: e.to_string(),
         })?;
-    let tls_files: [(&str, &[u8], u32); 3] = [
-        ("ca.crt", ctx.pki.ca.cert_pem().as_bytes(), 0o644),
+    let discard = layout::discard_staged_tls();
+    s.run_privileged_ok(&discard.iter().map(String::as_str).collect::<Vec<_>>())
+        .await?;
+    let tls_files: [(&str, &[u8], u32); 4] = [
+        ("ca.crt", bundle.as_bytes(), 0o644),
         ("agent.crt", leaf.cert_pem.as_bytes(), 0o644),
         ("agent.key", leaf.key_pem.expose().as_bytes(), 0o600),
+        (AGENT_REVOKED_FILE, &revoked, 0o600),
     ];
     for (name, data, mode) in tls_files {
         s.upload_bytes(data, &format!("{}/{name}", layout::TLS_DIR), mode)
@@ -282,12 +298,75 @@ async fn install_on(
             got: facts.agent_sha256,
         });
     }
+    let record = NodeRecord {
+        agent_version: facts.agent_version.clone(),
+        ..record
+    };
+    let mut record = sync_trust(ip, ctx, host, record).await?;
+    record.replaced_cert = replaced
+        .filter(|c| c.serial != record.cert_serial)
+        .map(|c| Revoked {
+            serial: c.serial,
+            what: format!("replaced agent certificate {host}"),
+            not_after: c.not_after,
+        });
     r.emit(
         r.event(host, Phase::Ready, EventKind::Finished)
             .message(format!("agent {} ready", facts.agent_version)),
     );
+    Ok(record)
+}
+
+/// The agent certificate on the node before this install replaces it.
+async fn current_cert(s: &SshSession) -> Option<CertInfo> {
+    let path = format!("{}/agent.crt", layout::TLS_DIR);
+    let out = s.run_privileged(&["cat", &path]).await.ok()?;
+    (out.code == Some(0))
+        .then(|| CertInfo::from_pem(&String::from_utf8_lossy(&out.stdout), &path).ok())
+        .flatten()
+}
+
+/// Gives the agent the current revocation list (a new agent refuses removed
+/// hosts' certificates from its start) and records its certificate.
+async fn sync_trust(
+    ip: IpAddr,
+    ctx: &InstallCtx,
+    host: &str,
+    record: NodeRecord,
+) -> Result<NodeRecord, InstallError> {
+    let err = |detail: String| InstallError::Trust {
+        host: host.to_string(),
+        detail,
+    };
+    let c = AgentClient::connect(ip, ctx.port, &ctx.tls, Duration::from_secs(10))
+        .await
+        .map_err(|e| err(e.to_string()))?;
+    let tc = TrustClient::new(&c);
+    let mut t = tc
+        .set_revoked(&ctx.pki.revoked)
+        .await
+        .map_err(|e| err(e.to_string()))?;
+    // A host `ferry delete` removed (its certificate revoked) comes back
+    // with a new one; so does a certificate of another CA or one due.
+    let ca =
+        CertInfo::from_pem(ctx.pki.ca.cert_pem(), "agent CA").map_err(|e| err(e.to_string()))?;
+    if ctx.pki.revoked.contains(&t.cert.serial)
+        || !t.cert.issued_by(&ca)
+        || crate::state::renewal_due(t.cert.not_after)
+    {
+        let leaf =
+            issue_leaf(&ctx.pki, ip, &record.hostname).map_err(|source| InstallError::Pki {
+                host: host.to_string(),
+                source,
+            })?;
+        t = tc
+            .install_tls(&ctx.pki.trust_bundle(), Some(&leaf))
+            .await
+            .map_err(|e| err(e.to_string()))?;
+    }
     Ok(NodeRecord {
-        agent_version: facts.agent_version,
+        cert_serial: t.cert.serial,
+        cert_not_after: t.cert.not_after,
         ..record
     })
 }
@@ -354,6 +433,23 @@ async fn log_tail(s: &SshSession, sup: Supervisor) -> String {
         Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),
         Err(e) => format!("(could not read the log: {e})"),
     }
+}
+
+/// A new certificate for the agent at `ip`, of the current CA: SANs the IP
+/// and the hostname (when it is a DNS name).
+pub(crate) fn issue_leaf(
+    pki: &AgentPki,
+    ip: IpAddr,
+    hostname: &str,
+) -> Result<Issued, ferry_shared::pki::PkiError> {
+    let dns: Vec<String> = valid_dns_name(hostname).into_iter().collect();
+    pki.ca.issue_agent(
+        &layout::node_name(ip),
+        &[ip],
+        &dns,
+        OffsetDateTime::now_utc(),
+        LEAF_VALIDITY,
+    )
 }
 
 /// A hostname usable as a DNS SAN, if it is one.

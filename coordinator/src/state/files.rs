@@ -34,6 +34,11 @@ pub enum StateError {
         path: PathBuf,
         source: ferry_shared::pki::PkiError,
     },
+    #[error("agent PKI in {path}: {source}; remove the file to have it issued again")]
+    Cert {
+        path: PathBuf,
+        source: ferry_shared::pki::CertInfoError,
+    },
 }
 
 pub(crate) fn io_err(

@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use ferry_shared::HostAddr;
+use ferry_shared::pki::Revoked;
 use serde::{Deserialize, Serialize};
 
 use super::files::{StateError, read_to_string, write_atomic};
@@ -32,11 +33,30 @@ pub struct NodeRecord {
     pub supervisor: String,
     #[serde(default)]
     pub installed_at_ms: i64,
+    /// The agent certificate's serial (DER octets, hex) and expiry (Unix
+    /// s): what `ferry delete` revokes. Empty for agents installed before
+    /// ferry recorded it (then asked from the agent).
+    #[serde(default)]
+    pub cert_serial: String,
+    #[serde(default)]
+    pub cert_not_after: i64,
+    /// The agent certificate an install replaced, for the caller to revoke.
+    #[serde(skip)]
+    pub replaced_cert: Option<Revoked>,
 }
 
 impl NodeRecord {
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r == role)
+    }
+
+    /// The revocation entry of this node's certificate, if it is known.
+    pub fn cert_revocation(&self, what: &str) -> Option<Revoked> {
+        (!self.cert_serial.is_empty()).then(|| Revoked {
+            serial: self.cert_serial.clone(),
+            what: format!("{what} {}", self.addr),
+            not_after: self.cert_not_after,
+        })
     }
 }
 
@@ -127,6 +147,9 @@ mod tests {
             agent_sha256: String::new(),
             supervisor: String::new(),
             installed_at_ms: 0,
+            cert_serial: String::new(),
+            cert_not_after: 0,
+            replaced_cert: None,
         }
     }
 

@@ -5,6 +5,7 @@
 //! Invariant: every file is written atomically (temp + fsync + rename) and
 //! private keys are created 0600 inside 0700 directories.
 
+mod file_set;
 mod files;
 mod inventory;
 mod lock;
@@ -13,7 +14,7 @@ mod pki;
 pub use files::{StateError, write_atomic};
 pub use inventory::{Inventory, NodeRecord};
 pub use lock::ClusterLock;
-pub use pki::AgentPki;
+pub use pki::{AgentPki, renewal_due};
 
 use std::path::{Path, PathBuf};
 

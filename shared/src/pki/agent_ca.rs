@@ -1,22 +1,46 @@
 //! The per-cluster agent CA: it signs every agent's server certificate and
 //! the coordinator's client certificate. Agents accept only clients signed by
 //! it and the coordinator trusts agents only through it. ECDSA P-256.
+//!
+//! Identities: the coordinator's certificate carries the extended key usage
+//! [`COORDINATOR_EKU_OID`] (besides clientAuth); agents' certificates never
+//! do. An agent grants coordinator-only RPCs to that EKU alone, never to a
+//! common name (see `agent/src/authz.rs`).
 
 use std::net::IpAddr;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 use time::{Duration, OffsetDateTime};
 
 use crate::secret::Secret;
 
-/// Default lifetime of the CA and of the certificates it issues.
-pub const DEFAULT_VALIDITY: Duration = Duration::days(3650);
+/// Lifetime of a new agent CA (`ferry agent rotate-certs --ca` replaces it).
+pub const CA_VALIDITY: Duration = Duration::days(5 * 365);
+/// Lifetime of agent and coordinator certificates: renewed by `ferry agent
+/// upgrade`, `install` (when it uploads) and `rotate-certs`.
+pub const LEAF_VALIDITY: Duration = Duration::days(365);
 
-/// Common name of the coordinator's client certificate.
+/// Common name of the coordinator's client certificate (informational: the
+/// identity is the EKU below).
 pub const COORDINATOR_CN: &str = "ferry-coordinator";
+
+/// The coordinator identity, an extended key usage only the coordinator's
+/// certificate carries: `2.25.205683261087742610731472407959386207447`, the
+/// UUID-derived OID (ITU-T X.667, no registration needed) of UUID
+/// 9abd27b8-7cdf-410b-8fac-79c9721434d7.
+pub const COORDINATOR_EKU_OID: &str = "2.25.205683261087742610731472407959386207447";
+/// [`COORDINATOR_EKU_OID`] as DER content octets (without tag and length).
+pub const COORDINATOR_EKU_DER: [u8; 20] = [
+    0x69, 0x82, 0xb5, 0xbd, 0x93, 0xee, 0x8f, 0xcd, 0xfa, 0x84, 0x97, 0x8f, 0xd6, 0x9e, 0xb9, 0x97,
+    0x90, 0xd0, 0xe9, 0x57,
+];
+/// id-kp-clientAuth (1.3.6.1.5.5.7.3.2), DER content octets.
+const CLIENT_AUTH_DER: [u8; 8] = [0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02];
+/// id-ce-extKeyUsage.
+const EKU_EXTENSION: [u64; 4] = [2, 5, 29, 37];
 
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
@@ -152,7 +176,9 @@ impl AgentCa {
         self.issue(params, format!("agent {node_name}"))
     }
 
-    /// The coordinator's client certificate.
+    /// The coordinator's client certificate: clientAuth plus the
+    /// coordinator EKU. rcgen's EKU list takes only 64-bit arcs, so the
+    /// extension is written here (SEQUENCE OF OBJECT IDENTIFIER).
     pub fn issue_coordinator(
         &self,
         now: OffsetDateTime,
@@ -161,7 +187,17 @@ impl AgentCa {
         let mut params = CertificateParams::default();
         params.distinguished_name = dn(COORDINATOR_CN);
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let mut ekus = Vec::new();
+        for oid in [&CLIENT_AUTH_DER[..], &COORDINATOR_EKU_DER[..]] {
+            ekus.push(0x06);
+            ekus.push(oid.len() as u8);
+            ekus.extend_from_slice(oid);
+        }
+        let mut content = vec![0x30, ekus.len() as u8];
+        content.extend(ekus);
+        params
+            .custom_extensions
+            .push(CustomExtension::from_oid_content(&EKU_EXTENSION, content));
         window(&mut params, now, validity);
         self.issue(params, COORDINATOR_CN.to_string())
     }
@@ -180,7 +216,7 @@ mod tests {
     #[test]
     fn agent_cert_has_sans_and_chains_to_ca() {
         let now = OffsetDateTime::now_utc();
-        let ca = AgentCa::generate("default", now, DEFAULT_VALIDITY).unwrap();
+        let ca = AgentCa::generate("default", now, LEAF_VALIDITY).unwrap();
         let ip: IpAddr = "10.0.0.2".parse().unwrap();
         let leaf = ca
             .issue_agent(
@@ -188,7 +224,7 @@ mod tests {
                 &[ip],
                 &["node1".to_string()],
                 now,
-                DEFAULT_VALIDITY,
+                LEAF_VALIDITY,
             )
             .unwrap();
         let ca_der = parse(ca.cert_pem());
@@ -214,15 +250,51 @@ mod tests {
     #[test]
     fn ca_reloads_from_pem_and_keeps_issuing() {
         let now = OffsetDateTime::now_utc();
-        let ca = AgentCa::generate("c1", now, DEFAULT_VALIDITY).unwrap();
+        let ca = AgentCa::generate("c1", now, CA_VALIDITY).unwrap();
         let again = AgentCa::from_pem(ca.cert_pem(), &ca.key_pem()).unwrap();
-        let c = again.issue_coordinator(now, DEFAULT_VALIDITY).unwrap();
+        let c = again.issue_coordinator(now, LEAF_VALIDITY).unwrap();
         let der = parse(&c.cert_pem);
         let (_, x) = X509Certificate::from_der(&der).unwrap();
         let ca_der = parse(ca.cert_pem());
         let (_, ca_x) = X509Certificate::from_der(&ca_der).unwrap();
         x.verify_signature(Some(ca_x.public_key())).unwrap();
-        assert!(x.extended_key_usage().unwrap().unwrap().value.client_auth);
+        let eku = x.extended_key_usage().unwrap().unwrap().value;
+        assert!(eku.client_auth && !eku.server_auth);
+        let others: Vec<&[u8]> = eku.other.iter().map(|o| o.as_bytes()).collect();
+        assert_eq!(others, [&COORDINATOR_EKU_DER[..]]);
+    }
+
+    #[test]
+    fn the_coordinator_eku_der_spells_its_dotted_oid() {
+        // Base-128 decoding of the content octets, arcs as decimal strings.
+        let mut arcs: Vec<u128> = Vec::new();
+        let mut cur: u128 = 0;
+        for b in COORDINATOR_EKU_DER {
+            cur = (cur << 7) | u128::from(b & 0x7f);
+            if b & 0x80 == 0 {
+                arcs.push(cur);
+                cur = 0;
+            }
+        }
+        let first = arcs.remove(0);
+        let mut dotted = format!("2.{}", first - 80);
+        for a in arcs {
+            dotted.push_str(&format!(".{a}"));
+        }
+        assert_eq!(dotted, COORDINATOR_EKU_OID);
+    }
+
+    #[test]
+    fn only_the_coordinator_certificate_carries_the_coordinator_eku() {
+        let now = OffsetDateTime::now_utc();
+        let ca = AgentCa::generate("c1", now, CA_VALIDITY).unwrap();
+        let agent = ca
+            .issue_agent("n", &["10.0.0.2".parse().unwrap()], &[], now, LEAF_VALIDITY)
+            .unwrap();
+        let der = parse(&agent.cert_pem);
+        let (_, x) = X509Certificate::from_der(&der).unwrap();
+        let eku = x.extended_key_usage().unwrap().unwrap().value;
+        assert!(eku.other.is_empty());
     }
 
     #[test]

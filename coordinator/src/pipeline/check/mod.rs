@@ -96,9 +96,11 @@ pub async fn check(
     let mut inv = state.load_inventory()?;
     let mut nodes = BTreeMap::new();
     let mut agent_errors = Vec::new();
+    let mut replaced = Vec::new();
     for (h, res) in job_hosts.iter().zip(results) {
         match res {
             Ok(recd) => {
+                replaced.extend(recd.replaced_cert.clone());
                 nodes.insert(
                     h.addr.ip,
                     NodeRef {
@@ -115,6 +117,10 @@ pub async fn check(
         }
     }
     state.save_inventory(&inv)?;
+    // The certificates the uploads replaced stop working on every agent.
+    for p in crate::trust::push::revoke_and_push(state, replaced, &[], rec.reporter()).await? {
+        rec.step_event(step, "", EventKind::Progress, &format!("warning: {p}"));
+    }
     problems.extend(agent_errors);
     let loaded = if inp.cf.cluster.spec.image.is_empty() {
         problems.push("no image: give IMAGE arguments or spec.image".into());
