@@ -14,7 +14,7 @@ mod common;
 
 use std::time::Instant;
 
-use common::{Bastion, fixture_log, stage_fixture_image, stderr, stdout};
+use common::{Bastion, fixture_log, stderr, stdout};
 use ferry_tests::testbed::{Testbed, TestbedConfig};
 use serde_json::Value;
 
@@ -81,22 +81,9 @@ fn has_kubelet(tb: &Testbed, i: usize) -> bool {
 fn delete_drains_and_removes_the_node_object() {
     let tb = Testbed::up(TestbedConfig::nodes(3)).expect("testbed up");
     let b = Bastion::new(&tb);
-    let ip: Vec<String> = tb.nodes().iter().map(|n| n.ip.to_string()).collect();
     let work = tempfile::tempdir().unwrap();
-    let image = stage_fixture_image(work.path());
+    let ip = common::run_fixture_cluster(&tb, &b, work.path());
     let pw = tb.password("root").unwrap();
-    let nodes = format!("{},{}", ip[1], ip[2]);
-    let out = b.ferry(&[
-        "run",
-        image.to_str().unwrap(),
-        "--masters",
-        &ip[0],
-        "--nodes",
-        &nodes,
-        "-p",
-        pw,
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
     let names: Vec<String> = (0..3).map(|i| hostname(&tb, i)).collect();
     let mut all = names.clone();
     all.sort();

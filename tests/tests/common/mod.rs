@@ -174,6 +174,27 @@ pub fn stage_fixture_image(out: &Path) -> PathBuf {
     dst
 }
 
+/// `ferry run` of the fixture image (staged under `work`) with node 0 as
+/// master and every other testbed node as worker, as root with its
+/// password; asserts it succeeded. Returns the nodes' IPs.
+pub fn run_fixture_cluster(tb: &Testbed, b: &Bastion, work: &Path) -> Vec<String> {
+    let ip: Vec<String> = tb.nodes().iter().map(|n| n.ip.to_string()).collect();
+    let image = stage_fixture_image(work);
+    let workers = ip[1..].join(",");
+    let out = b.ferry(&[
+        "run",
+        image.to_str().unwrap(),
+        "--masters",
+        &ip[0],
+        "--nodes",
+        &workers,
+        "-p",
+        tb.password("root").unwrap(),
+    ]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    ip
+}
+
 /// The JSON records the kubeadm/kubelet fixtures logged on node `i`.
 pub fn fixture_log(tb: &Testbed, i: usize) -> Vec<Value> {
     let text = tb
