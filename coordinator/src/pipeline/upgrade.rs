@@ -63,14 +63,44 @@ impl Default for UpgradeOpts {
     }
 }
 
-/// `kubectl --kubeconfig admin.conf ARGS` through master0's agent.
+/// How long an apiserver that is restarting (under kubeadm, or its static
+/// pod recreated by a new kubelet) may answer with transient errors.
+const SETTLE_WITHIN: Duration = Duration::from_secs(120);
+
+/// Errors of an apiserver that is (re)starting: refused or reset
+/// connections, 503s, and 403s before its RBAC caches synced.
+const TRANSIENT: [&str; 8] = [
+    "connection refused",
+    "Forbidden",
+    "ServiceUnavailable",
+    "the server is currently unable",
+    "TLS handshake timeout",
+    "connection reset",
+    "i/o timeout",
+    "leader changed",
+];
+
+/// `kubectl --kubeconfig admin.conf ARGS` through master0's agent (every
+/// call here is idempotent), again every 2 s for up to [`SETTLE_WITHIN`]
+/// while it fails the way a restarting apiserver fails.
 async fn kubectl(ctx: &Ctx, args: &[&str], timeout: Duration) -> Result<String, PipelineError> {
     let m0 = kubeadm_ops::master0(ctx, STEP)?;
     let mut argv = vec!["kubectl", "--kubeconfig", ADMIN_CONF];
     argv.extend_from_slice(args);
-    let mut cmd = Cmd::new(&argv);
-    cmd.timeout = timeout;
-    node::run(&m0, &ctx.tls, &ctx.rec, STEP, cmd).await
+    let deadline = Instant::now() + SETTLE_WITHIN;
+    loop {
+        let mut cmd = Cmd::new(&argv);
+        cmd.timeout = timeout;
+        match node::run(&m0, &ctx.tls, &ctx.rec, STEP, cmd).await {
+            Err(e)
+                if Instant::now() < deadline
+                    && TRANSIENT.iter().any(|t| e.to_string().contains(t)) =>
+            {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            res => return res,
+        }
+    }
 }
 
 /// What the cluster runs now: the apiserver's version and each Node's
