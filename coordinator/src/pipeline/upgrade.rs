@@ -69,8 +69,10 @@ const SETTLE_WITHIN: Duration = Duration::from_secs(120);
 
 /// Errors of an apiserver that is (re)starting: refused or reset
 /// connections, 503s, and 403s before its RBAC caches synced.
-const TRANSIENT: [&str; 8] = [
-    "connection refused",
+const TRANSIENT: [&str; 9] = [
+    // "connection refused", kubectl's "The connection to the server ... was refused"
+    "refused",
+    "Unable to connect to the server",
     "Forbidden",
     "ServiceUnavailable",
     "the server is currently unable",
@@ -79,6 +81,10 @@ const TRANSIENT: [&str; 8] = [
     "i/o timeout",
     "leader changed",
 ];
+
+fn transient(error: &str) -> bool {
+    TRANSIENT.iter().any(|t| error.contains(t))
+}
 
 /// `kubectl --kubeconfig admin.conf ARGS` through master0's agent (every
 /// call here is idempotent), again every 2 s for up to [`SETTLE_WITHIN`]
@@ -92,10 +98,7 @@ async fn kubectl(ctx: &Ctx, args: &[&str], timeout: Duration) -> Result<String, 
         let mut cmd = Cmd::new(&argv);
         cmd.timeout = timeout;
         match node::run(&m0, &ctx.tls, &ctx.rec, STEP, cmd).await {
-            Err(e)
-                if Instant::now() < deadline
-                    && TRANSIENT.iter().any(|t| e.to_string().contains(t)) =>
-            {
+            Err(e) if Instant::now() < deadline && transient(&e.to_string()) => {
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
             res => return res,
@@ -536,4 +539,24 @@ async fn wait_ready(ctx: &Ctx, n: &NodeRef, name: &str, target: &str) -> Result<
             READY_WITHIN.as_secs()
         ),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_restarting_apiserver_is_told_from_real_failures() {
+        // Both met on the real tier right after master0's kubelet upgrade.
+        assert!(transient(
+            "The connection to the server apiserver.cluster.local:6443 was refused - did you specify the right host or port?"
+        ));
+        assert!(transient("Error from server (Forbidden): unknown"));
+        assert!(!transient(
+            "error: unable to drain node \"node3\": global timeout reached: 5m0s"
+        ));
+        assert!(!transient(
+            "error: the server doesn't have a resource type \"nodez\""
+        ));
+    }
 }
