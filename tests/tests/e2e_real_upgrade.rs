@@ -197,6 +197,31 @@ impl ClientLoop {
     }
 }
 
+/// What the worker's Service path went through (for outages in the
+/// measurement): its kube-proxy's logs (current and previous container),
+/// the web pods' placement and the cluster's recent events.
+fn diagnose_service_path(tb: &Testbed) {
+    let pods = real::kubectl(tb, 0, &["get", "pods", "-A", "-o", "wide"]).1;
+    eprintln!("REAL-DIAG pods:\n{pods}");
+    let proxy = pods
+        .lines()
+        .find(|l| l.contains("kube-proxy-") && l.contains("node3"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or("")
+        .to_string();
+    for prev in [false, true] {
+        let mut args = vec!["logs", "-n", "kube-system", proxy.as_str(), "--tail", "40"];
+        if prev {
+            args.push("--previous");
+        }
+        let (_, logs) = real::kubectl(tb, 0, &args);
+        eprintln!("REAL-DIAG {proxy} logs (previous: {prev}):\n{logs}");
+    }
+    let events = real::kubectl(tb, 0, &["get", "events", "-A", "--sort-by=.lastTimestamp"]).1;
+    let tail: Vec<&str> = events.lines().rev().take(60).collect();
+    eprintln!("REAL-DIAG events (newest first):\n{}", tail.join("\n"));
+}
+
 /// The upgrade's per-host parts as (ts_ms, host, kind, message) lines.
 fn upgrade_timeline(ev: &[Value]) -> String {
     ev.iter()
@@ -377,6 +402,7 @@ fn real_upgrade_1_34_to_1_35_with_a_kill_in_the_middle() {
         "REAL-MEASURE upgrade wall {took:.1}s (kill + resume); client rounds {rounds}, failed requests {failed} (Service + VIP)"
     );
     eprintln!("REAL-MEASURE upgrade outages: {outages}");
+    diagnose_service_path(tb);
     eprintln!(
         "REAL-MEASURE upgrade timeline:\n{}\n{}",
         upgrade_timeline(&first),
