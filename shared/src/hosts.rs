@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 /// `10.0.0.1-10.9.0.1` should fail, not schedule 590k hosts.
 pub const MAX_RANGE_HOSTS: u32 = 4096;
 
+/// The most addresses a whole list may expand to (several ranges).
+pub const MAX_LIST_HOSTS: usize = 4 * MAX_RANGE_HOSTS as usize;
+
 /// Default SSH port when an item carries none.
 pub const DEFAULT_SSH_PORT: u16 = 22;
 
@@ -35,6 +38,10 @@ pub enum HostListError {
     RangePortMismatch { item: String },
     #[error("host {addr} is listed twice")]
     Duplicate { addr: String },
+    #[error(
+        "host list expands to more than {MAX_LIST_HOSTS} addresses; check its ranges for a typo"
+    )]
+    TooManyHosts,
 }
 
 /// One node's SSH address. Equality is on IP and port.
@@ -139,6 +146,9 @@ fn expand_range(item: &str, start: &str, end: &str) -> Result<Vec<HostAddr>, Hos
 /// Parses a sealos host list. Empty items are ignored; duplicates rejected.
 pub fn parse_host_list(list: &str) -> Result<Vec<HostAddr>, HostListError> {
     let mut out: Vec<HostAddr> = Vec::new();
+    // A set, not `out.contains`: a few dozen ranges made that quadratic
+    // scan take minutes (found with the host_list fuzz target).
+    let mut seen = std::collections::HashSet::new();
     for raw in list.split(',') {
         let item = raw.trim();
         if item.is_empty() {
@@ -148,8 +158,11 @@ pub fn parse_host_list(list: &str) -> Result<Vec<HostAddr>, HostListError> {
             Some((start, end)) => expand_range(item, start.trim(), end.trim())?,
             None => vec![parse_one(item, item)?],
         };
+        if out.len() + expanded.len() > MAX_LIST_HOSTS {
+            return Err(HostListError::TooManyHosts);
+        }
         for h in expanded {
-            if out.contains(&h) {
+            if !seen.insert(h) {
                 return Err(HostListError::Duplicate {
                     addr: h.to_string(),
                 });
@@ -181,6 +194,29 @@ mod tests {
         assert_eq!(h("10.0.0.2:2222").to_string(), "10.0.0.2:2222");
         assert_eq!(h("10.0.0.2:22").to_string(), "10.0.0.2");
         assert_eq!(h("[fd00::1]:2200").to_string(), "[fd00::1]:2200");
+    }
+
+    /// fuzz/regressions/host_list/timeout-many-ranges: 190 ranges of 4096
+    /// hosts took minutes in a quadratic duplicate scan.
+    #[test]
+    fn many_ranges_are_refused_quickly() {
+        let range = |i: usize| {
+            let (b, c) = (i / 16, (i % 16) * 16);
+            format!("10.{b}.{c}.0-10.{b}.{}.255", c + 15)
+        };
+        let list = |n: usize| (0..n).map(range).collect::<Vec<_>>().join(",");
+        let start = std::time::Instant::now();
+        assert_eq!(
+            parse_host_list(&list(190)),
+            Err(HostListError::TooManyHosts)
+        );
+        assert_eq!(parse_host_list(&list(4)).unwrap().len(), MAX_LIST_HOSTS);
+        let dup = format!("{},10.0.0.7", list(3));
+        assert!(matches!(
+            parse_host_list(&dup),
+            Err(HostListError::Duplicate { .. })
+        ));
+        assert!(start.elapsed().as_secs() < 5, "{:?}", start.elapsed());
     }
 
     #[test]
