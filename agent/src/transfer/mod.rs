@@ -7,6 +7,7 @@ pub mod apply;
 pub mod beneath;
 pub mod cache;
 pub mod convert;
+pub mod decode;
 pub mod parts;
 pub mod plan;
 pub mod relay;

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use ferry_proto::transfer_pb as pb;
-use ferry_shared::transfer::{ChunkHash, EntryKind, MAX_CHUNK_SIZE, Manifest, Needs};
+use ferry_shared::transfer::{ChunkHash, EntryKind, MAX_CHUNK_SIZE, Needs};
 use ferry_shared::{EventKind, Phase};
 use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
@@ -14,6 +14,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::apply::apply;
+use super::decode::{DecodedPlan, PlanDecoder};
 use super::parts::{Assembler, Kind};
 use super::plan::{plan, still_missing};
 use super::relay::{self, AckTx, Downstream};
@@ -27,8 +28,6 @@ use crate::events::EventBus;
 const ACK_BUFFER: usize = 64;
 /// Largest message accepted (a chunk of MAX_CHUNK_SIZE plus framing).
 pub const MAX_MESSAGE: usize = MAX_CHUNK_SIZE as usize + (64 << 10);
-/// Entries a manifest may hold.
-const MAX_ENTRIES: u64 = 10_000_000;
 
 #[derive(Clone)]
 pub struct TransferService {
@@ -97,7 +96,11 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| TransferError::Task(e.to_string()))?
 }
 
-fn store_chunk(cache: &ChunkCache, c: pb::Chunk) -> Result<(ChunkHash, u32), TransferError> {
+/// Checks a complete chunk from a Push stream (hash, claimed size,
+/// encoding), decompresses it and stores it in `cache`: what the agent does
+/// with every chunk it keeps. Public for the fuzz target
+/// (`fuzz/fuzz_targets/transfer_push.rs`).
+pub fn store_chunk(cache: &ChunkCache, c: pb::Chunk) -> Result<(ChunkHash, u32), TransferError> {
     let bad = |s: String| TransferError::BadChunk(s);
     let h = ChunkHash::from_slice(&c.hash).map_err(|e| bad(e.to_string()))?;
     if c.raw_len > MAX_CHUNK_SIZE {
@@ -286,78 +289,36 @@ impl pb::transfer_server::Transfer for TransferService {
         &self,
         req: Request<Streaming<pb::PlanRequest>>,
     ) -> Result<Response<pb::PlanReply>, Status> {
-        use pb::plan_request::Msg;
         let mut stream = req.into_inner();
-        let header = match stream.next().await {
-            Some(Ok(pb::PlanRequest {
-                msg: Some(Msg::Header(h)),
-            })) => h,
-            Some(Err(s)) => return Err(s),
-            _ => return Err(Status::invalid_argument("Plan must start with a header")),
+        let first = match stream.next().await {
+            Some(msg) => Some(msg?),
+            None => None,
         };
-        let dest = convert::destination(header.destination)?;
-        if header.prune && !dest.may_prune() {
-            return Err(Status::invalid_argument(format!(
-                "refusing to mirror onto the top-level directory {dest}: everything not in the source would be removed"
-            )));
-        }
-        if header.entry_count > MAX_ENTRIES {
-            return Err(Status::invalid_argument("manifest has too many entries"));
-        }
-        let mut entries = Vec::new();
+        let mut decoder = PlanDecoder::start(first)?;
         while let Some(msg) = stream.next().await {
-            match msg?.msg {
-                Some(Msg::Entries(b)) => {
-                    for e in b.entries {
-                        if entries.len() as u64 >= header.entry_count {
-                            return Err(Status::invalid_argument("more entries than announced"));
-                        }
-                        entries.push(convert::entry(e, header.chunk_size)?);
-                    }
-                }
-                _ => return Err(Status::invalid_argument("a second Plan header")),
-            }
+            decoder.add(msg?)?;
         }
-        if entries.len() as u64 != header.entry_count {
-            return Err(Status::invalid_argument(format!(
-                "manifest ended after {} of {} entries",
-                entries.len(),
-                header.entry_count
-            )));
-        }
-        let manifest = Manifest::new(header.chunk_size, entries)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let op = header.operation_id.clone();
+        let DecodedPlan {
+            transfer_id,
+            operation_id: op,
+            dest,
+            prune,
+            manifest,
+            exclude,
+        } = decoder.finish()?;
         let ev = self.events.event(&op, Phase::Transfer, EventKind::Started);
         self.events
             .publish(ev.message(format!("planning transfer to {dest}")));
         let cache = self.cache.clone();
-        let exclude = header
-            .exclude
-            .iter()
-            .map(|x| convert::rel_path(x))
-            .collect::<Result<Vec<_>, _>>()?;
-        for x in &exclude {
-            if manifest.entries().iter().any(|e| {
-                e.path.as_str() == x.as_str()
-                    || e.path.as_str().starts_with(&format!("{}/", x.as_str()))
-            }) {
-                return Err(Status::invalid_argument(format!(
-                    "excluded path `{x}` is in the manifest"
-                )));
-            }
-        }
         let gate = self.cache_gate.clone().read_owned().await;
-        let planned =
-            blocking(move || plan(op, dest, manifest, header.prune, &exclude, &cache)).await;
+        let op_id = op.clone();
+        let planned = blocking(move || plan(op_id, dest, manifest, prune, &exclude, &cache)).await;
         let (session, out) = planned.map_err(|e| {
-            let ev = self
-                .events
-                .event(&header.operation_id, Phase::Transfer, EventKind::Failed);
+            let ev = self.events.event(&op, Phase::Transfer, EventKind::Failed);
             self.events.publish(ev.message(e.to_string()));
             convert::error(&e)
         })?;
-        self.sessions.insert(header.transfer_id, session);
+        self.sessions.insert(transfer_id, session);
         drop(gate);
         Ok(Response::new(pb::PlanReply {
             missing: out.missing.iter().map(|h| h.0.to_vec()).collect(),
