@@ -55,7 +55,7 @@ pub struct Hop {
 /// child subtree contiguous after its parent.
 pub fn hops(plan: pb::RelayPlan) -> Result<(u32, Vec<Hop>), Status> {
     let mut count = 0;
-    let mut next = plan.position + 1;
+    let mut next = after(plan.position)?;
     let mut out = Vec::new();
     for c in plan.children {
         let h = hop(c, 0, &mut count, next)?;
@@ -63,6 +63,17 @@ pub fn hops(plan: pb::RelayPlan) -> Result<(u32, Vec<Hop>), Status> {
         out.push(h);
     }
     Ok((plan.position, out))
+}
+
+/// The position after `p`: positions count nodes, so the last one
+/// (`u32::MAX`) has none (a plan claiming it overflowed; found by the
+/// transfer_push fuzz target).
+fn after(p: u32) -> Result<u32, Status> {
+    p.checked_add(1).ok_or_else(|| {
+        Status::invalid_argument(format!(
+            "relay plan: position {p} leaves no room for a successor"
+        ))
+    })
 }
 
 fn hop(h: pb::RelayHop, depth: usize, count: &mut usize, want: u32) -> Result<Hop, Status> {
@@ -82,7 +93,7 @@ fn hop(h: pb::RelayHop, depth: usize, count: &mut usize, want: u32) -> Result<Ho
             h.endpoint
         )));
     }
-    let mut next = h.position + 1;
+    let mut next = after(h.position)?;
     let mut children = Vec::new();
     for c in h.children {
         let c = hop(c, depth + 1, count, next)?;
@@ -366,5 +377,38 @@ mod tests {
         assert!(admit(&mut joining, &part(4, 8)), "and its other parts");
         let mut joining = true;
         assert!(admit(&mut joining, &part(0, 0)), "a whole chunk starts one");
+    }
+
+    /// fuzz/regressions/transfer_push/crash-relay-position-overflow: a plan
+    /// at the last position (or a hop there) panicked adding 1.
+    #[test]
+    fn a_plan_at_the_last_position_is_refused() {
+        let hop = |position| pb::RelayHop {
+            endpoint: "127.0.0.1:7443".into(),
+            position,
+            ..Default::default()
+        };
+        let at_end = pb::RelayPlan {
+            position: u32::MAX,
+            children: vec![],
+        };
+        let err = hops(at_end).err().map(|s| s.message().to_owned());
+        assert!(err.is_some_and(|m| m.contains("no room")));
+        let mut last = hop(u32::MAX - 1);
+        last.children.push(hop(u32::MAX));
+        let deep = pb::RelayPlan {
+            position: u32::MAX - 2,
+            children: vec![last],
+        };
+        let err = hops(deep).err().map(|s| s.message().to_owned());
+        assert!(
+            err.as_ref().is_some_and(|m| m.contains("no room")),
+            "{err:?}"
+        );
+        let ok = pb::RelayPlan {
+            position: 0,
+            children: vec![hop(1), hop(2)],
+        };
+        assert_eq!(hops(ok).map(|(p, h)| (p, h.len())).ok(), Some((0, 2)));
     }
 }
