@@ -54,6 +54,9 @@ pub enum Command {
     /// Manage the ferry agents on the nodes.
     #[command(subcommand)]
     Agent(AgentCommand),
+    /// The cluster's health per node through the agents (no SSH): agent, kubelet, runtime,
+    /// registry, Node Ready, load balancer, certificates; non-zero exit when unhealthy.
+    Status(ClusterStatusArgs),
     /// Run a command on nodes through their agents: `ferry exec -- CMD ARGS...`.
     Exec(ExecArgs),
     /// The apiserver VIP load balancer the agents run (lvscare's job).
@@ -144,10 +147,11 @@ pub struct SshArgs {
     /// SSH port for hosts given without `:port`.
     #[arg(long, default_value_t = 22)]
     pub port: u16,
-    /// strict: only known keys; accept-new: record unknown keys, refuse changed ones; off: no check.
-    #[arg(long, default_value = "accept-new")]
-    pub host_key_policy: String,
-    /// known_hosts file (default ~/.ssh/known_hosts).
+    /// strict: only known keys; accept-new: record unknown keys, refuse changed ones; off: no check
+    /// [default: the cluster's recorded policy, else accept-new].
+    #[arg(long)]
+    pub host_key_policy: Option<String>,
+    /// known_hosts file [default: the cluster's recorded file, else ~/.ssh/known_hosts].
     #[arg(long)]
     pub known_hosts: Option<PathBuf>,
     /// Seconds to wait for a TCP connection + SSH handshake.
@@ -217,6 +221,14 @@ pub struct Fanout {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    #[command(flatten)]
+    pub fanout: Fanout,
+}
+
+#[derive(Debug, Args)]
+pub struct ClusterStatusArgs {
     #[command(flatten)]
     pub select: SelectArgs,
     #[command(flatten)]

@@ -43,10 +43,12 @@ pub enum Phase {
     /// The cluster pipeline (`ferry run/apply/add/delete/reset`); the
     /// event message starts with the step name (`ferry_shared::pipeline::Step`).
     Run,
+    /// A node's health as `ferry status` reads it through its agent.
+    Status,
 }
 
 impl Phase {
-    pub const ALL: [Phase; 16] = [
+    pub const ALL: [Phase; 17] = [
         Phase::Connect,
         Phase::Authenticate,
         Phase::Sudo,
@@ -63,6 +65,7 @@ impl Phase {
         Phase::Push,
         Phase::Image,
         Phase::Run,
+        Phase::Status,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -83,6 +86,7 @@ impl Phase {
             Phase::Push => "push",
             Phase::Image => "image",
             Phase::Run => "run",
+            Phase::Status => "status",
         }
     }
 }

@@ -163,14 +163,47 @@ impl ClientLoop {
             "/dev/null",
             &format!("http://{cluster_ip}/"),
         ]);
+        // On each change of the Service's state (answering ↔ failing), the
+        // node's view of it is saved: the failing request verbosely, the
+        // nftables ruleset kube-proxy wrote, iptables and routes.
+        let mut snap = tb.node_command(node, "sh").unwrap();
+        snap.args([
+            "-c",
+            &format!(
+                "curl -sv -m 2 -o /dev/null http://{cluster_ip}/ 2>&1; echo '--- nft'; nft list ruleset 2>&1; \
+                 echo '--- iptables'; iptables-save 2>&1; echo '--- routes'; ip route 2>&1; ip rule 2>&1; \
+                 echo '--- conntrack'; cat /proc/net/nf_conntrack 2>/dev/null | grep -c . "
+            ),
+        ]);
         let mut vip = tb.node_command(node, "curl").unwrap();
         vip.args(["-sk", "-m", "2", "-o", "/dev/null", "-w", "%{http_code}"]);
         vip.arg(format!("https://{}:6443/livez", real::VIP));
         let handle = std::thread::spawn(move || {
             let (mut rounds, mut svc, mut api) = (0, Outages::default(), Outages::default());
+            let mut last_ok = false;
+            let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("real-upgrade-diag");
+            let _ = std::fs::create_dir_all(&dir);
             while !s.load(Ordering::Relaxed) {
                 rounds += 1;
-                svc.note(web.status().map(|st| st.success()).unwrap_or(false));
+                let ok = web.status().map(|st| st.success()).unwrap_or(false);
+                svc.note(ok);
+                if ok != last_ok {
+                    last_ok = ok;
+                    if let Ok(o) = snap.output() {
+                        let f = dir.join(format!(
+                            "{}-{}.txt",
+                            now_ms(),
+                            if ok { "ok" } else { "failing" }
+                        ));
+                        let _ = std::fs::write(&f, &o.stdout);
+                        eprintln!(
+                            "REAL-DIAG Service {} at {}: {}",
+                            if ok { "answers" } else { "fails" },
+                            now_ms(),
+                            f.display()
+                        );
+                    }
+                }
                 // Any HTTP answer (401/403/200) means an apiserver answered.
                 let code = vip
                     .output()
@@ -194,6 +227,49 @@ impl ClientLoop {
         let (f1, r1) = svc.report();
         let (f2, r2) = api.report();
         (rounds, f1 + f2, format!("Service: {r1}; VIP: {r2}"))
+    }
+}
+
+/// `nft monitor` on a node during the upgrade: every table, chain, set
+/// and map change with the wall-clock ms it was seen at, saved beside the
+/// Service snapshots (who deletes or flushes what, and when).
+struct NftTrace {
+    child: std::process::Child,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl NftTrace {
+    fn start(tb: &Testbed, node: usize) -> Self {
+        let mut cmd = tb.node_command(node, "nft").unwrap();
+        cmd.args(["monitor", "tables", "chains", "sets"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = cmd.spawn().unwrap();
+        let out = child.stdout.take().unwrap();
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("real-upgrade-diag");
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("nft-monitor.txt");
+        let reader = std::thread::spawn(move || {
+            use std::io::{BufRead, Write};
+            let Ok(mut f) = std::fs::File::create(&path) else {
+                return;
+            };
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = writeln!(f, "{} {line}", now_ms());
+            }
+        });
+        Self {
+            child,
+            reader: Some(reader),
+        }
+    }
+
+    fn finish(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
     }
 }
 
@@ -376,6 +452,7 @@ fn real_upgrade_1_34_to_1_35_with_a_kill_in_the_middle() {
     // The upgrade, killed after master0, then resumed.
     let svc = real::kubectl_json(tb, 0, &["get", "service", "web"]);
     let client = ClientLoop::start(tb, 2, svc["spec"]["clusterIP"].as_str().unwrap());
+    let trace = NftTrace::start(tb, 2);
     let t = std::time::Instant::now();
     let up = ["run", TARGET_IMAGE, "-p", pw, "--known-hosts", kh];
     let first = run_until_master0_done(b, &up, &m0);
@@ -391,6 +468,7 @@ fn real_upgrade_1_34_to_1_35_with_a_kill_in_the_middle() {
     let (out, ev) = b.ferry_json(&up);
     let took = t.elapsed().as_secs_f64();
     let (rounds, failed, outages) = client.finish();
+    trace.finish();
     assert!(out.status.success(), "resumed upgrade: {}", stderr(&out));
     assert!(!applied(&ev), "master0's kubeadm upgrade apply ran again");
     eprintln!(

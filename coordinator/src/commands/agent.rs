@@ -36,11 +36,9 @@ pub async fn install(
     }
     let mut jobs = Vec::new();
     for (list, role) in [(&masters, "master"), (&nodes, "node")] {
+        // `agent install` is the SSH command: no reuse of running agents.
         for t in ssh_args::targets(&a.ssh, list)? {
-            jobs.push(HostJob {
-                target: t,
-                roles: vec![role.to_string()],
-            });
+            jobs.push(HostJob::ssh(t, vec![role.to_string()], None));
         }
     }
     let started = Instant::now();
@@ -66,10 +64,7 @@ pub async fn upgrade(
     let jobs = ssh_args::targets(&a.ssh, &addrs)?
         .into_iter()
         .zip(&records)
-        .map(|(target, rec)| HostJob {
-            target,
-            roles: rec.roles.clone(),
-        })
+        .map(|(target, rec)| HostJob::ssh(target, rec.roles.clone(), Some(rec.clone())))
         .collect();
     let started = Instant::now();
     let (sum, mut problems) = run_install(cluster, r, &a.ssh, &a.agent, port, false, jobs).await?;
@@ -147,13 +142,14 @@ async fn run_install(
         tls: ClientTls::from_pki(&pki),
         agent,
         pki,
-        ssh: ssh_args::options(ssh)?,
+        ssh: ssh_args::options(ssh, cluster)?,
         port,
         force,
         ready_timeout: Duration::from_secs(opts.ready_timeout.max(1)),
         reporter: r.clone(),
+        remember: Some(cluster.dir().to_path_buf()),
     });
-    let hosts: Vec<String> = jobs.iter().map(|j| j.target.addr.to_string()).collect();
+    let hosts: Vec<String> = jobs.iter().map(|j| j.addr.to_string()).collect();
     let c = ctx.clone();
     let results = fanout::for_each(jobs, opts.concurrency, move |job| {
         install::install_host(job, c.clone())
@@ -204,7 +200,7 @@ pub async fn uninstall(
     } else {
         ssh_args::hosts(&a.select.ips, a.ssh.port)?
     };
-    let opts = ssh_args::options(&a.ssh)?;
+    let opts = ssh_args::options(&a.ssh, cluster)?;
     let targets = ssh_args::targets(&a.ssh, &addrs)?;
     let rr = r.clone();
     let results = fanout::for_each(targets, a.fanout.concurrency, move |t| {

@@ -349,8 +349,14 @@ pub async fn reset(cluster: &ClusterState, r: &Reporter, a: ResetArgs) -> Result
     }
     if !a.keep_agents {
         let targets = super::run::targets(&cf, &a.ssh)?;
-        let opts = ssh_args::options(&a.ssh)?;
-        let list: Vec<_> = targets.into_values().collect();
+        let opts = ssh_args::options(&a.ssh, cluster)?;
+        let mut list = Vec::new();
+        for (ip, t) in targets {
+            match t {
+                Ok(t) => list.push(t),
+                Err(e) => problems.push(format!("{ip}: agent uninstall needs SSH: {e}")),
+            }
+        }
         let rr = r.clone();
         let res = fanout::for_each(list.clone(), a.agent.concurrency, move |t| {
             install::uninstall_host(t, opts.clone(), rr.clone())

@@ -11,6 +11,7 @@ mod cert_stage;
 mod cluster;
 mod events;
 mod exec;
+mod health;
 mod images;
 mod lb;
 mod run;
@@ -109,6 +110,7 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Agent(AgentCommand::RotateCerts(a)) => {
             agent::rotate_certs(&cluster, &reporter, a).await
         }
+        Command::Status(a) => health::status(&cluster, &reporter, a).await,
         Command::Exec(a) => exec::exec(&cluster, &reporter, a).await,
         Command::Lb(c) => lb::run(&cluster, &reporter, c).await,
         Command::Scp(a) => scp::scp(&cluster, &reporter, a).await,

@@ -123,15 +123,23 @@ fn append_config_files(cf: &mut Clusterfile, files: &[std::path::PathBuf]) -> Re
 }
 
 /// Per-host SSH targets from the Clusterfile (host `ssh:` over global),
-/// with the policy flags of the command.
-pub fn targets(cf: &Clusterfile, flags: &SshArgs) -> Result<BTreeMap<IpAddr, SshTarget>, CliError> {
+/// with the policy flags of the command. A host without usable credentials
+/// gets the reason instead: it matters only if its agent does not answer.
+pub fn targets(
+    cf: &Clusterfile,
+    flags: &SshArgs,
+) -> Result<BTreeMap<IpAddr, Result<SshTarget, String>>, CliError> {
     let mut out = BTreeMap::new();
     for h in cf.cluster.resolved_hosts().map_err(usage)? {
         if !h.ssh.pk_data.is_empty() && h.ssh.pk.is_empty() {
-            return Err(usage(format!(
-                "{}: inline ssh.pkData is not supported; write the key to a file and set ssh.pk",
-                h.addr
-            )));
+            out.insert(
+                h.addr.ip,
+                Err(
+                    "inline ssh.pkData is not supported; write the key to a file and set ssh.pk"
+                        .into(),
+                ),
+            );
+            continue;
         }
         let a = SshArgs {
             user: if h.ssh.user.is_empty() {
@@ -145,8 +153,14 @@ pub fn targets(cf: &Clusterfile, flags: &SshArgs) -> Result<BTreeMap<IpAddr, Ssh
             port: h.addr.port,
             ..flags.clone()
         };
-        let t = ssh_args::targets(&a, &[h.addr])?;
-        out.extend(t.into_iter().map(|t| (h.addr.ip, t)));
+        let t = match ssh_args::targets(&a, &[h.addr]) {
+            Ok(t) => t
+                .into_iter()
+                .next()
+                .ok_or_else(|| "no SSH target".to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        out.insert(h.addr.ip, t);
     }
     Ok(out)
 }
@@ -163,11 +177,12 @@ pub fn install_ctx(
         tls: ClientTls::from_pki(&pki),
         agent,
         pki,
-        ssh: ssh_args::options(ssh)?,
+        ssh: ssh_args::options(ssh, cluster)?,
         port: crate::install::DEFAULT_AGENT_PORT,
         force: false,
         ready_timeout: Duration::from_secs(opts.ready_timeout.max(1)),
         reporter: r.clone(),
+        remember: Some(cluster.dir().to_path_buf()),
     }))
 }
 

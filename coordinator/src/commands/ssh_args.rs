@@ -1,6 +1,6 @@
 //! Turning SSH flags and host lists into per-host SSH targets.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ferry_shared::{HostAddr, Secret, parse_host_list};
@@ -8,6 +8,7 @@ use ferry_shared::{HostAddr, Secret, parse_host_list};
 use super::CliError;
 use crate::cli::SshArgs;
 use crate::ssh::{HostKeyPolicy, SshAuth, SshOptions, SshTarget};
+use crate::state::{ClusterState, SshSettings};
 
 fn home() -> Option<PathBuf> {
     std::env::var_os("HOME")
@@ -44,14 +45,32 @@ fn explicit_ports(list: &str) -> Vec<bool> {
     v
 }
 
-pub fn options(a: &SshArgs) -> Result<SshOptions, CliError> {
-    let policy: HostKeyPolicy = a.host_key_policy.parse().map_err(|_| {
+/// The host-key policy when neither the flag nor the cluster's record
+/// names one.
+pub const DEFAULT_HOST_KEY_POLICY: &str = "accept-new";
+
+/// SSH options: the command's flags over the cluster's recorded settings
+/// (`ssh.json`) over the defaults. The install records them once an SSH
+/// connection with them succeeded ([`crate::install::InstallCtx::remember`]),
+/// so a later command from this bastion checks host keys against the same
+/// file without the flags being repeated.
+pub fn options(a: &SshArgs, cluster: &ClusterState) -> Result<SshOptions, CliError> {
+    let given = SshSettings {
+        known_hosts: a.known_hosts.as_ref().map(|p| absolute(p)),
+        host_key_policy: a.host_key_policy.clone(),
+    };
+    let stored = SshSettings::load(cluster.dir())?;
+    let s = stored.overlay(&given);
+    let policy_text = s
+        .host_key_policy
+        .clone()
+        .unwrap_or_else(|| DEFAULT_HOST_KEY_POLICY.to_string());
+    let policy: HostKeyPolicy = policy_text.parse().map_err(|_| {
         CliError::Usage(format!(
-            "--host-key-policy must be strict, accept-new or off, not `{}`",
-            a.host_key_policy
+            "--host-key-policy must be strict, accept-new or off, not `{policy_text}`"
         ))
     })?;
-    let known_hosts = match (&a.known_hosts, home()) {
+    let known_hosts = match (&s.known_hosts, home()) {
         (Some(p), _) => p.clone(),
         (None, Some(h)) => h.join(".ssh").join("known_hosts"),
         (None, None) => return Err(CliError::Usage("set HOME or pass --known-hosts".into())),
@@ -62,6 +81,17 @@ pub fn options(a: &SshArgs) -> Result<SshOptions, CliError> {
         connect_timeout: Duration::from_secs(a.connect_timeout.max(1)),
         command_timeout: Duration::from_secs(600),
     })
+}
+
+/// `p` made absolute against the working directory (a relative
+/// known_hosts path must mean the same file from another directory).
+fn absolute(p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        return p.to_path_buf();
+    }
+    std::env::current_dir()
+        .map(|d| d.join(p))
+        .unwrap_or_else(|_| p.to_path_buf())
 }
 
 /// sealos semantics: a key (given or default) authenticates when no

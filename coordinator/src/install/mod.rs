@@ -1,20 +1,23 @@
-//! Agent bootstrap over SSH: the only place ferry needs SSH. Per host:
-//! connect (host key checked) → sudo check → probe → upload what differs →
-//! (re)start → wait for mTLS readiness. A host whose agent already runs the
-//! same binary with valid TLS is left untouched (zero bytes uploaded).
+//! Agent bootstrap over SSH: the only place ferry needs SSH, and only for
+//! hosts without a recorded agent that answers over mTLS with the expected
+//! binary (new hosts, dead or outdated agents). Per SSH host: connect (host
+//! key checked) → sudo check → probe → upload what differs → (re)start →
+//! wait for mTLS readiness. A host whose agent already runs the same binary
+//! with valid TLS is left untouched (zero bytes uploaded).
 
 pub mod layout;
 pub mod local_agent;
 mod uninstall;
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferry_shared::pki::agent_ca::LEAF_VALIDITY;
 use ferry_shared::pki::revoked::AGENT_REVOKED_FILE;
 use ferry_shared::pki::{CertInfo, Issued, Revoked};
-use ferry_shared::{EventKind, Phase};
+use ferry_shared::{EventKind, HostAddr, Phase};
 use time::OffsetDateTime;
 
 pub use layout::{DEFAULT_AGENT_PORT, Supervisor};
@@ -24,7 +27,7 @@ pub use uninstall::uninstall_host;
 use crate::client::{AgentClient, ClientTls};
 use crate::output::{Reporter, now_ms};
 use crate::ssh::{SshError, SshOptions, SshSession, SshTarget};
-use crate::state::{AgentPki, NodeRecord};
+use crate::state::{AgentPki, NodeRecord, SshSettings};
 use crate::trust::TrustClient;
 
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +71,14 @@ pub enum InstallError {
     },
     #[error("{host}: the agent runs but did not take the revocation list: {detail}")]
     Trust { host: String, detail: String },
+    #[error(
+        "{host}: SSH is needed ({why_ssh}) but cannot be used: {reason}; next: start the agent on the node, or give SSH credentials (-i/-p or ssh: in the Clusterfile)"
+    )]
+    NoSsh {
+        host: String,
+        why_ssh: String,
+        reason: String,
+    },
 }
 
 impl InstallError {
@@ -75,7 +86,7 @@ impl InstallError {
         match self {
             InstallError::Ssh(e) => e.phase(),
             InstallError::Step { phase, .. } => *phase,
-            InstallError::ArchMismatch { .. } => Phase::Connect,
+            InstallError::ArchMismatch { .. } | InstallError::NoSsh { .. } => Phase::Connect,
             InstallError::Pki { .. } => Phase::Upload,
             InstallError::NotReady { .. }
             | InstallError::Mismatch { .. }
@@ -83,6 +94,9 @@ impl InstallError {
         }
     }
 }
+
+/// How long a recorded agent gets to answer before SSH is used instead.
+const REUSE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Everything shared by the per-host install tasks.
 pub struct InstallCtx {
@@ -95,12 +109,57 @@ pub struct InstallCtx {
     pub force: bool,
     pub ready_timeout: Duration,
     pub reporter: Reporter,
+    /// The cluster state directory where the SSH settings that reached a
+    /// host are recorded (`ssh.json`); `None`: not recorded.
+    pub remember: Option<PathBuf>,
+}
+
+impl InstallCtx {
+    /// Records the known_hosts file and host-key policy this install
+    /// reached a host with (once it did), for later commands.
+    fn remember_ssh(&self, host: &str) {
+        let Some(dir) = &self.remember else { return };
+        let used = SshSettings {
+            known_hosts: Some(self.ssh.known_hosts.clone()),
+            host_key_policy: Some(self.ssh.policy.as_str().to_string()),
+        };
+        match SshSettings::load(dir) {
+            Ok(stored) if stored == used => {}
+            _ => {
+                if let Err(e) = used.save(dir) {
+                    let r = &self.reporter;
+                    r.emit(
+                        r.event(host, Phase::Connect, EventKind::Progress)
+                            .message(format!("warning: SSH settings not recorded: {e}")),
+                    );
+                }
+            }
+        }
+    }
 }
 
 /// One host to install, with its sealos roles.
 pub struct HostJob {
-    pub target: SshTarget,
+    pub addr: HostAddr,
+    /// How to reach the host over SSH, or why it cannot be (no
+    /// credentials): only needed when its agent does not answer.
+    pub target: Result<SshTarget, String>,
     pub roles: Vec<String>,
+    /// The host's inventory record: an agent that answers there over mTLS
+    /// with the expected binary is used as it is, without SSH.
+    pub known: Option<NodeRecord>,
+}
+
+impl HostJob {
+    /// A host reached over SSH only (`ferry agent install|upgrade`).
+    pub fn ssh(target: SshTarget, roles: Vec<String>, known: Option<NodeRecord>) -> Self {
+        Self {
+            addr: target.addr,
+            target: Ok(target),
+            roles,
+            known,
+        }
+    }
 }
 
 struct Probe {
@@ -145,28 +204,110 @@ async fn probe(s: &SshSession) -> Result<Probe, SshError> {
 }
 
 /// Installs (or upgrades) the agent on one host.
+///
+/// SSH only where it is needed: a host whose recorded agent answers over
+/// mTLS (our CA) with the expected binary and node name is used through
+/// that agent; the Connect event says which way (`ssh` counter 0 or 1)
+/// and, for SSH, why.
 pub async fn install_host(job: HostJob, ctx: Arc<InstallCtx>) -> Result<NodeRecord, InstallError> {
-    let host = job.target.addr.to_string();
+    let host = job.addr.to_string();
     let r = &ctx.reporter;
     r.emit(r.event(&host, Phase::Connect, EventKind::Started));
-    let session = SshSession::connect(&job.target, &ctx.ssh).await?;
+    let why_ssh = match (&job.known, ctx.force) {
+        (_, true) => "--force".to_string(),
+        (None, _) => "no agent recorded for this host".to_string(),
+        (Some(known), false) => match reuse(&job, known, &ctx, &host).await {
+            Ok(record) => return Ok(record),
+            Err(why) => why,
+        },
+    };
+    let target = job.target.as_ref().map_err(|reason| InstallError::NoSsh {
+        host: host.clone(),
+        why_ssh: why_ssh.clone(),
+        reason: reason.clone(),
+    })?;
+    let session = SshSession::connect(target, &ctx.ssh).await?;
+    ctx.remember_ssh(&host);
     r.emit(
         r.event(&host, Phase::Connect, EventKind::Finished)
-            .message(format!("as {}", job.target.user)),
+            .message(format!("SSH as {} ({why_ssh})", target.user))
+            .counter("ssh", 1),
     );
     if !session.is_root() {
         r.emit(r.event(&host, Phase::Sudo, EventKind::Started));
         session.check_sudo().await?;
         r.emit(r.event(&host, Phase::Sudo, EventKind::Finished));
     }
-    let result = install_on(&session, &job, &ctx, &host).await;
+    let result = install_on(&session, &job, target, &ctx, &host).await;
     session.close().await;
     result
+}
+
+/// The recorded agent, if it answers over mTLS with the expected binary
+/// and node name: its record (trust synced), or why SSH is needed.
+async fn reuse(
+    job: &HostJob,
+    known: &NodeRecord,
+    ctx: &InstallCtx,
+    host: &str,
+) -> Result<NodeRecord, String> {
+    let ip = job.addr.ip;
+    let facts = match facts_once(ip, ctx, REUSE_TIMEOUT).await {
+        Ok(f) => f,
+        Err(e) => return Err(format!("agent not answering: {e}")),
+    };
+    if facts.agent_sha256 != ctx.agent.sha256 {
+        return Err(format!(
+            "agent {} is not the expected binary (sha256 {})",
+            facts.agent_version,
+            short(&facts.agent_sha256)
+        ));
+    }
+    if facts.node_name != layout::node_name(ip) {
+        return Err(format!("agent answers as {}", facts.node_name));
+    }
+    let record = NodeRecord {
+        addr: job.addr,
+        agent_port: ctx.port,
+        roles: job.roles.clone(),
+        agent_version: facts.agent_version.clone(),
+        agent_sha256: facts.agent_sha256.clone(),
+        replaced_cert: None,
+        ..known.clone()
+    };
+    let record = sync_trust(ip, ctx, host, record)
+        .await
+        .map_err(|e| e.to_string())?;
+    let r = &ctx.reporter;
+    r.emit(
+        r.event(host, Phase::Connect, EventKind::Finished)
+            .message(format!(
+                "no SSH: agent {} answers over mTLS",
+                facts.agent_version
+            ))
+            .counter("ssh", 0),
+    );
+    r.emit(
+        r.event(host, Phase::Upload, EventKind::Finished)
+            .message("agent up to date, nothing uploaded")
+            .counter("uploaded_bytes", 0)
+            .counter("skipped", 1),
+    );
+    r.emit(
+        r.event(host, Phase::Ready, EventKind::Finished)
+            .message(format!("agent {} ready", facts.agent_version)),
+    );
+    Ok(record)
+}
+
+fn short(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
 }
 
 async fn install_on(
     s: &SshSession,
     job: &HostJob,
+    target: &SshTarget,
     ctx: &InstallCtx,
     host: &str,
 ) -> Result<NodeRecord, InstallError> {
@@ -179,14 +320,14 @@ async fn install_on(
             agent: ctx.agent.arch,
         });
     }
-    let ip = job.target.addr.ip;
+    let ip = job.addr.ip;
     let node_name = layout::node_name(ip);
     let record = NodeRecord {
-        addr: job.target.addr,
+        addr: job.addr,
         agent_port: ctx.port,
         roles: job.roles.clone(),
         hostname: p.hostname.clone(),
-        ssh_user: job.target.user.clone(),
+        ssh_user: target.user.clone(),
         agent_version: String::new(),
         agent_sha256: ctx.agent.sha256.clone(),
         supervisor: p.supervisor.as_str().to_string(),

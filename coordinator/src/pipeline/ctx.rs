@@ -30,8 +30,9 @@ pub struct Inputs {
     /// How the distribute step relays trees (`--topology`).
     pub topology: ferry_shared::transfer::Topology,
     pub install: Arc<InstallCtx>,
-    /// SSH target of every host (agent install).
-    pub targets: BTreeMap<IpAddr, SshTarget>,
+    /// SSH target of every host, or why it has none (used only for hosts
+    /// whose agent does not answer).
+    pub targets: BTreeMap<IpAddr, Result<SshTarget, String>>,
     pub images: Arc<dyn ImageSource>,
 }
 

@@ -69,11 +69,15 @@ const SETTLE_WITHIN: Duration = Duration::from_secs(120);
 
 /// Errors of an apiserver that is (re)starting: refused or reset
 /// connections, 503s, and 403s before its RBAC caches synced.
-const TRANSIENT: [&str; 9] = [
+const TRANSIENT: [&str; 10] = [
     // "connection refused", kubectl's "The connection to the server ... was refused"
     "refused",
     "Unable to connect to the server",
     "Forbidden",
+    // kubeadm's wording (`configmaps "kubeadm-config" is forbidden: User
+    // "system:node:..."`): an apiserver behind the VIP whose RBAC caches
+    // have not synced yet after its restart.
+    "is forbidden",
     "ServiceUnavailable",
     "the server is currently unable",
     "TLS handshake timeout",
@@ -439,9 +443,29 @@ async fn run_kubeadm(
         ])
     };
     cmd.timeout = KUBEADM_TIMEOUT;
-    node::run(n, &ctx.tls, &ctx.rec, STEP, cmd)
-        .await
-        .map(|_| ())
+    if master0 {
+        return node::run(n, &ctx.tls, &ctx.rec, STEP, cmd)
+            .await
+            .map(|_| ());
+    }
+    // `upgrade node` reads the cluster's config first: while an apiserver
+    // behind the VIP restarts it can fail the way a restarting apiserver
+    // fails; it changes nothing before that read, so it runs again.
+    let deadline = Instant::now() + SETTLE_WITHIN;
+    loop {
+        match node::run(n, &ctx.tls, &ctx.rec, STEP, cmd.clone()).await {
+            Err(e) if Instant::now() < deadline && transient(&e.to_string()) => {
+                ctx.rec.step_event(
+                    STEP,
+                    &n.host,
+                    EventKind::Progress,
+                    "upgrade: kubeadm upgrade node met a restarting apiserver; again in 2 s",
+                );
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            res => return res.map(|_| ()),
+        }
+    }
 }
 
 /// Restarts the kubelet: systemd where it runs the host, else the cluster
@@ -544,6 +568,13 @@ async fn wait_ready(ctx: &Ctx, n: &NodeRef, name: &str, target: &str) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kubeadm_rbac_race_is_transient() {
+        assert!(transient(
+            r#"error: unable to fetch the kubeadm-config ConfigMap: failed to get config map: configmaps "kubeadm-config" is forbidden: User "system:node:node3" cannot get resource"#
+        ));
+    }
 
     #[test]
     fn a_restarting_apiserver_is_told_from_real_failures() {

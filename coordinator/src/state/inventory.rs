@@ -120,6 +120,11 @@ impl Inventory {
         self.nodes.iter().find(|n| &n.addr == addr)
     }
 
+    /// The node at `ip`, whatever its SSH port.
+    pub fn find_ip(&self, ip: std::net::IpAddr) -> Option<&NodeRecord> {
+        self.nodes.iter().find(|n| n.addr.ip == ip)
+    }
+
     /// Nodes matching sealos' `--roles` and `--ips` filters (both optional;
     /// an IP filter matches on the IP whatever the SSH port).
     pub fn select(&self, roles: &[String], ips: &[HostAddr]) -> Vec<NodeRecord> {

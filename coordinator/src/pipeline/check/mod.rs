@@ -66,20 +66,21 @@ pub async fn check(
         );
     }
     let mut problems = Vec::new();
-    let mut jobs = Vec::new();
-    let mut job_hosts = Vec::new();
-    for h in hosts {
-        match inp.targets.get(&h.addr.ip) {
-            Some(t) => {
-                jobs.push(HostJob {
-                    target: t.clone(),
-                    roles: h.roles.clone(),
-                });
-                job_hosts.push(h);
-            }
-            None => problems.push(format!("{}: no SSH settings for this host", h.addr)),
-        }
-    }
+    let known = state.load_inventory()?;
+    let jobs: Vec<HostJob> = hosts
+        .iter()
+        .map(|h| HostJob {
+            addr: h.addr,
+            target: inp
+                .targets
+                .get(&h.addr.ip)
+                .cloned()
+                .unwrap_or_else(|| Err("no SSH settings for this host".into())),
+            roles: h.roles.clone(),
+            known: known.find_ip(h.addr.ip).cloned(),
+        })
+        .collect();
+    let job_hosts: Vec<&ResolvedHost> = hosts.iter().collect();
     // Loading reads (and may unpack) on the bastion only: it runs beside
     // the installs.
     let (src, names) = (inp.images.clone(), inp.cf.cluster.spec.image.clone());
