@@ -316,6 +316,20 @@ fn real_cluster_one_master_two_workers() {
     let members = etcd_members(tb, 0);
     assert_eq!(members, ["node1"], "etcd members after deleting node5");
 
+    // `ferry status` on the real cluster: every member healthy through its
+    // agent (kubelet healthz, containerd over crictl, the registry, Node
+    // Ready, the workers' VIP members, master certificates), exit 0.
+    let (out, ev) = b.ferry_json(&["status"]);
+    let rows: Vec<&serde_json::Value> = ev.iter().filter(|e| e["phase"] == "status").collect();
+    assert_eq!(rows.len(), 3, "one status row per member: {ev:?}");
+    for e in &rows {
+        let s: serde_json::Value = serde_json::from_str(e["message"].as_str().unwrap()).unwrap();
+        assert_eq!(s["healthy"], true, "{}: {s}", e["node"]);
+        assert_eq!(s["runtime"]["state"], "ok", "{s}");
+        assert_eq!(s["node_ready"]["state"], "ok", "{s}");
+    }
+    assert!(out.status.success(), "status: {}", stderr(&out));
+
     // 7. Reset leaves nothing of the cluster on any node.
     let out = b.ferry(&["reset", "--force", "-p", pw, "--known-hosts", kh]);
     assert!(out.status.success(), "reset: {}", stderr(&out));

@@ -240,8 +240,9 @@ struct NftTrace {
 
 impl NftTrace {
     fn start(tb: &Testbed, node: usize) -> Self {
-        let mut cmd = tb.node_command(node, "nft").unwrap();
-        cmd.args(["monitor", "tables", "chains", "sets"])
+        // Line-buffered: a killed `nft monitor` keeps nothing it buffered.
+        let mut cmd = tb.node_command(node, "stdbuf").unwrap();
+        cmd.args(["-oL", "nft", "monitor"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
         let mut child = cmd.spawn().unwrap();
