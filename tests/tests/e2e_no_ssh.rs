@@ -12,7 +12,9 @@
 //! - `apply -e` with an env change succeeds without SSH anywhere;
 //! - `delete --nodes <one>` succeeds without SSH;
 //! - `status` reports every node through its agent, and exits non-zero
-//!   naming what is unhealthy (this tier has no container runtime).
+//!   naming what is unhealthy (this tier has no container runtime);
+//! - `reset` removes every agent through the agent itself (files, process
+//!   and inventory record gone), no SSH connection at all.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
@@ -201,5 +203,49 @@ fn repeat_operations_go_through_the_agents() {
         stdout(&out).contains("runtime: no runtime socket"),
         "{}",
         stdout(&out)
+    );
+
+    // reset: every agent removes itself, no SSH anywhere.
+    stop_sshd(&tb, 3);
+    let (out, ev) = b.ferry_json(&["reset", "--force"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let removed: Vec<&Value> = ev
+        .iter()
+        .filter(|e| e["phase"] == "uninstall" && e["kind"] == "finished")
+        .collect();
+    assert_eq!(removed.len(), 3, "{removed:?}");
+    assert!(
+        removed.iter().all(|e| e["counters"]["ssh"] == 0),
+        "{removed:?}"
+    );
+    assert!(
+        !ev.iter().any(|e| e["phase"] == "connect"),
+        "no SSH connection on reset"
+    );
+    for i in [0, 1, 3] {
+        let end = Instant::now() + Duration::from_secs(15);
+        loop {
+            let left = tb
+                .exec_ok(i, &["sh", "-c", "ls -d /var/lib/ferry/agent /var/lib/ferry/cache 2>/dev/null; pgrep -x ferry-agent; true"])
+                .unwrap();
+            if left.trim().is_empty() {
+                break;
+            }
+            assert!(Instant::now() < end, "node {i} keeps: {left}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let inv: Value =
+        serde_json::from_str(&std::fs::read_to_string(state.join("agents.json")).unwrap()).unwrap();
+    let left: Vec<String> = inv["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["addr"]["ip"].to_string())
+        .collect();
+    assert_eq!(
+        left,
+        [format!("\"{}\"", ip[2])],
+        "only the deleted host's agent is left in the inventory"
     );
 }

@@ -348,30 +348,7 @@ pub async fn reset(cluster: &ClusterState, r: &Reporter, a: ResetArgs) -> Result
         }
     }
     if !a.keep_agents {
-        let targets = super::run::targets(&cf, &a.ssh)?;
-        let opts = ssh_args::options(&a.ssh, cluster)?;
-        let mut list = Vec::new();
-        for (ip, t) in targets {
-            match t {
-                Ok(t) => list.push(t),
-                Err(e) => problems.push(format!("{ip}: agent uninstall needs SSH: {e}")),
-            }
-        }
-        let rr = r.clone();
-        let res = fanout::for_each(list.clone(), a.agent.concurrency, move |t| {
-            install::uninstall_host(t, opts.clone(), rr.clone())
-        })
-        .await;
-        let mut inv = cluster.load_inventory()?;
-        for (t, res) in list.iter().zip(res) {
-            match res {
-                Ok(()) => {
-                    inv.remove(&t.addr);
-                }
-                Err(e) => problems.push(format!("{}: agent uninstall: {e}", t.addr)),
-            }
-        }
-        cluster.save_inventory(&inv)?;
+        problems.extend(remove_agents(cluster, r, &cf, &a).await?);
     }
     // Keep the old Clusterfile and journal for the record, like sealos.
     let ts = now_ms() / 1000;
@@ -392,4 +369,57 @@ pub async fn reset(cluster: &ClusterState, r: &Reporter, a: ResetArgs) -> Result
         }
     }
     Ok(report(r, "reset", &problems, started))
+}
+
+/// Removes every host's agent: through the agent itself where it answers
+/// (no SSH), over SSH otherwise; the inventory forgets the removed ones.
+async fn remove_agents(
+    cluster: &ClusterState,
+    r: &Reporter,
+    cf: &Clusterfile,
+    a: &ResetArgs,
+) -> Result<Vec<String>, CliError> {
+    let mut problems = Vec::new();
+    let targets = super::run::targets(cf, &a.ssh)?;
+    let opts = ssh_args::options(&a.ssh, cluster)?;
+    let tls = ClientTls::from_pki(&cluster.agent_pki()?);
+    let inv = cluster.load_inventory()?;
+    let jobs: Vec<_> = targets
+        .into_iter()
+        .map(|(ip, t)| (ip, t, inv.find_ip(ip).cloned()))
+        .collect();
+    let rr = r.clone();
+    let res = fanout::for_each(jobs, a.agent.concurrency, move |(ip, t, known)| {
+        let (opts, tls, r) = (opts.clone(), tls.clone(), rr.clone());
+        async move {
+            let host = known
+                .as_ref()
+                .map_or(ip.to_string(), |k| k.addr.to_string());
+            let why = match &known {
+                Some(k) => match install::remove_via_agent(&host, ip, k.agent_port, &tls, &r).await
+                {
+                    Ok(()) => return (ip, Ok(())),
+                    Err(e) => e,
+                },
+                None => "no agent recorded".to_string(),
+            };
+            let res = match t {
+                Ok(t) => install::uninstall_host(t, opts, r)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(format!("{why}, and SSH cannot be used: {e}")),
+            };
+            (ip, res)
+        }
+    })
+    .await;
+    let mut inv = cluster.load_inventory()?;
+    for (ip, res) in res {
+        match res {
+            Ok(()) => inv.nodes.retain(|n| n.addr.ip != ip),
+            Err(e) => problems.push(format!("{ip}: agent uninstall: {e}")),
+        }
+    }
+    cluster.save_inventory(&inv)?;
+    Ok(problems)
 }

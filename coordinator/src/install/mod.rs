@@ -7,6 +7,7 @@
 
 pub mod layout;
 pub mod local_agent;
+mod self_remove;
 mod uninstall;
 
 use std::net::IpAddr;
@@ -22,6 +23,7 @@ use time::OffsetDateTime;
 
 pub use layout::{DEFAULT_AGENT_PORT, Supervisor};
 pub use local_agent::{LocalAgent, LocalAgentError};
+pub use self_remove::remove_via_agent;
 pub use uninstall::uninstall_host;
 
 use crate::client::{AgentClient, ClientTls};
