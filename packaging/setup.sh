@@ -28,6 +28,8 @@ if ! [ -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then
   need+=(busybox-static)
 fi
 [ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
+# /etc/protocols and /etc/services go into the real tier's kube-proxy image.
+[ -s /etc/protocols ] && [ -s /etc/services ] || need+=(netbase)
 if [ ${#need[@]} -gt 0 ]; then
   mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
   echo "setup: installing ${need[*]}"

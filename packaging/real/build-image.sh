@@ -88,6 +88,17 @@ for t in iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tab
   ln -sf /usr/sbin/xtables-nft-multi "$kp/usr/sbin/$t"
   ln -sf /usr/sbin/xtables-legacy-multi "$kp/usr/sbin/${t/tables/tables-legacy}"
 done
+# nft names protocols and ports through these files. Without them `nft
+# --json` lists a service map key as `10.96.0.10 . 17 . 53`, kube-proxy
+# (nftables mode) no longer recognises the `udp` elements it wrote, and at
+# every restart deletes every ClusterIP's map entry as a leftover: the
+# node's Services refuse connections until its next full resync (seen as a
+# 75 s Service outage while kubeadm's addon phase rolled kube-proxy).
+mkdir -p "$kp/etc"
+for f in /etc/protocols /etc/services; do
+  [ -s "$f" ] || { echo "build-image: $f is missing (Debian package netbase); kube-proxy's nft needs it" >&2; exit 1; }
+  cp "$f" "$kp/etc/"
+done
 # busybox: test workloads; bridge-cni: the pod network's DaemonSet.
 bb=$STAGE/components/busybox
 mkdir -p "$bb/bin" "$bb/tmp" && chmod 1777 "$bb/tmp"
