@@ -103,6 +103,31 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Tear the whole cluster down; reports everything it could not clean.
     Reset(ResetArgs),
+    /// Serve a live, read-only web dashboard of every cluster in the state
+    /// directory (default http://127.0.0.1:7480/; docs/dashboard.md).
+    Dashboard(DashboardArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DashboardArgs {
+    /// Address to listen on. Anything but loopback needs TLS and a token.
+    #[arg(long, default_value = crate::dashboard::DEFAULT_LISTEN)]
+    pub listen: std::net::SocketAddr,
+    /// File holding the bearer token clients must send (one word, >= 16
+    /// characters). Without it a non-loopback listener generates one and
+    /// prints it once on stderr.
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// PEM certificate chain to serve HTTPS with (with --tls-key).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Without --tls-cert: serve a generated self-signed certificate (its
+    /// SHA-256 fingerprint is printed on stderr).
+    #[arg(long)]
+    pub self_signed_tls: bool,
 }
 
 #[derive(Debug, Subcommand)]

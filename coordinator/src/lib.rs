@@ -5,6 +5,7 @@ pub mod build;
 pub mod cli;
 pub mod client;
 pub mod commands;
+pub mod dashboard;
 pub mod fanout;
 pub mod image;
 pub mod install;

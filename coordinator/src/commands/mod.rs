@@ -4,8 +4,8 @@ mod agent;
 mod build;
 mod cert;
 mod cert_check;
-mod cert_expiry;
-mod cert_node;
+pub(crate) mod cert_expiry;
+pub(crate) mod cert_node;
 mod cert_renew;
 mod cert_stage;
 mod cluster;
@@ -70,6 +70,8 @@ pub enum CliError {
     Pipeline(#[from] crate::pipeline::PipelineError),
     #[error(transparent)]
     Cert(#[from] cert_node::CertError),
+    #[error(transparent)]
+    Dashboard(#[from] crate::dashboard::DashboardError),
     #[error("no agents match in cluster `{cluster}`{hint}")]
     NoTargets { cluster: String, hint: String },
 }
@@ -77,7 +79,13 @@ pub enum CliError {
 impl CliError {
     pub fn exit(&self) -> Exit {
         match self {
-            CliError::Usage(_) | CliError::Hosts(_) | CliError::NoTargets { .. } => Exit::Usage,
+            CliError::Usage(_)
+            | CliError::Hosts(_)
+            | CliError::NoTargets { .. }
+            | CliError::Dashboard(
+                crate::dashboard::DashboardError::Insecure { .. }
+                | crate::dashboard::DashboardError::Usage { .. },
+            ) => Exit::Usage,
             _ => Exit::HostsFailed,
         }
     }
@@ -85,6 +93,18 @@ impl CliError {
 
 pub async fn run(cli: Cli) -> Result<Exit, CliError> {
     let home = FerryHome::resolve(cli.home.clone())?;
+    if let Command::Dashboard(a) = &cli.command {
+        // Every cluster, read-only: no cluster directory is created.
+        let args = crate::dashboard::ListenArgs {
+            listen: Some(a.listen),
+            token_file: a.token_file.clone(),
+            tls_cert: a.tls_cert.clone(),
+            tls_key: a.tls_key.clone(),
+            self_signed: a.self_signed_tls,
+        };
+        crate::dashboard::run(home.path(), &args).await?;
+        return Ok(Exit::Ok);
+    }
     let cluster = home.cluster(&cli.cluster)?;
     let reporter = Reporter::new(cli.output, new_operation_id());
     // One lifecycle command at a time per cluster; a second one is refused
@@ -133,6 +153,7 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Add(a) => cluster::add(&cluster, &reporter, a).await,
         Command::Delete(a) => cluster::delete(&cluster, &reporter, a).await,
         Command::Reset(a) => cluster::reset(&cluster, &reporter, a).await,
+        Command::Dashboard(_) => Ok(Exit::Ok),
     };
     reporter.finish();
     exit

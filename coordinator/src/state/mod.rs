@@ -15,7 +15,7 @@ mod ssh_settings;
 pub use files::{StateError, write_atomic};
 pub use inventory::{Inventory, NodeRecord};
 pub use lock::ClusterLock;
-pub use pki::{AgentPki, renewal_due};
+pub use pki::{AgentPki, read_client_tls, renewal_due};
 pub use ssh_settings::{SSH_SETTINGS_FILE, SshSettings};
 
 use std::path::{Path, PathBuf};

@@ -43,6 +43,31 @@ pub fn renewal_due(not_after: i64) -> bool {
     not_after - now().unix_timestamp() < LEAF_VALIDITY.whole_seconds() / 3
 }
 
+/// The coordinator's TLS material as it is on disk (trust bundle,
+/// certificate, key), read without creating, recovering or renewing
+/// anything; None while the cluster has no coordinator certificate.
+/// For readers that must not write the state directory (the dashboard).
+pub fn read_client_tls(dir: &Path) -> Result<Option<(String, String, Secret)>, StateError> {
+    let (ca, cert, key) = (
+        dir.join(CA_CERT),
+        dir.join(CLIENT_CERT),
+        dir.join(CLIENT_KEY),
+    );
+    if !(ca.exists() && cert.exists() && key.exists()) {
+        return Ok(None);
+    }
+    let mut bundle = read_to_string(&ca)?;
+    let prev = dir.join(PREV_CA_CERT);
+    if prev.exists() {
+        bundle.push_str(&read_to_string(&prev)?);
+    }
+    Ok(Some((
+        bundle,
+        read_to_string(&cert)?,
+        Secret::new(read_to_string(&key)?),
+    )))
+}
+
 impl AgentPki {
     pub fn load_or_create(dir: &Path, cluster: &str) -> Result<Self, StateError> {
         ensure_private_dir(dir)?;
