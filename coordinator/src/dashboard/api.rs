@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use super::assets;
 use super::auth::{query_param, require_token};
-use super::clusters::{Cluster, Registry};
+use super::clusters::Registry;
 use super::event_id::EventId;
 use super::sse;
 
@@ -33,10 +33,6 @@ fn not_found(name: &str) -> Response {
         format!("no cluster `{name}` in the state directory\n"),
     )
         .into_response()
-}
-
-fn cluster(reg: &Registry, name: &str) -> Result<Arc<Cluster>, Response> {
-    reg.get(name).ok_or_else(|| not_found(name))
 }
 
 #[derive(Serialize)]
@@ -94,9 +90,8 @@ struct HostInfo {
 }
 
 async fn hosts(State(reg): State<Arc<Registry>>, Path(name): Path<String>) -> Response {
-    let c = match cluster(&reg, &name) {
-        Ok(c) => c,
-        Err(r) => return r,
+    let Some(c) = reg.get(&name) else {
+        return not_found(&name);
     };
     let view = c.hub.view();
     let health = c.health.lock().map(|g| g.clone()).unwrap_or_default();
@@ -144,16 +139,16 @@ async fn hosts(State(reg): State<Arc<Registry>>, Path(name): Path<String>) -> Re
 }
 
 async fn runs(State(reg): State<Arc<Registry>>, Path(name): Path<String>) -> Response {
-    match cluster(&reg, &name) {
-        Ok(c) => json(&c.hub.view().runs),
-        Err(r) => r,
+    match reg.get(&name) {
+        Some(c) => json(&c.hub.view().runs),
+        None => not_found(&name),
     }
 }
 
 async fn certs(State(reg): State<Arc<Registry>>, Path(name): Path<String>) -> Response {
-    match cluster(&reg, &name) {
-        Ok(c) => json(&super::certs::check(&c.dir, &c.inventory()).await),
-        Err(r) => r,
+    match reg.get(&name) {
+        Some(c) => json(&super::certs::check(&c.dir, &c.inventory()).await),
+        None => not_found(&name),
     }
 }
 
@@ -162,9 +157,8 @@ async fn events(
     Path(name): Path<String>,
     req: Request,
 ) -> Response {
-    let c = match cluster(&reg, &name) {
-        Ok(c) => c,
-        Err(r) => return r,
+    let Some(c) = reg.get(&name) else {
+        return not_found(&name);
     };
     let given = req
         .headers()

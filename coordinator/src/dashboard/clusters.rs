@@ -55,6 +55,8 @@ pub struct Registry {
     pub metrics: Arc<Metrics>,
     watch_agents: bool,
     tail_every: Duration,
+    /// Hub ring and per-client buffer sizes.
+    limits: (usize, usize),
     clusters: Mutex<BTreeMap<String, Arc<Cluster>>>,
 }
 
@@ -70,8 +72,15 @@ impl Registry {
             metrics: Arc::new(Metrics::default()),
             watch_agents,
             tail_every,
+            limits: (super::hub::RING_CAPACITY, super::hub::CLIENT_BUFFER),
             clusters: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// Smaller hubs (tests): `ring` items kept, `client_buffer` per client.
+    pub fn with_limits(mut self, ring: usize, client_buffer: usize) -> Self {
+        self.limits = (ring, client_buffer);
+        self
     }
 
     pub fn home(&self) -> &Path {
@@ -101,11 +110,13 @@ impl Registry {
             if g.contains_key(&name) {
                 continue;
             }
-            let hub = Arc::new(Hub::new(
+            let hub = Arc::new(Hub::with_capacity(
                 &name,
                 dir.join(EVENTS_FILE),
                 self.epoch,
                 self.metrics.clone(),
+                self.limits.0,
+                self.limits.1,
             ));
             let c = Arc::new(Cluster {
                 name: name.clone(),

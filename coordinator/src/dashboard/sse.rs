@@ -72,7 +72,7 @@ impl Conn {
         }));
     }
 
-    fn send(&mut self, item: &Item) -> Option<SseEvent> {
+    fn send(&mut self, item: &Item) -> Option<Out> {
         if !item.is_after(&self.last) {
             return None;
         }
@@ -86,14 +86,13 @@ impl Conn {
                 self.last.aseq = item.id.aseq;
             }
         }
-        Some(
-            SseEvent::default()
-                .id(self.last.to_string())
-                .data(&*item.json),
-        )
+        Some(Out::Event {
+            id: self.last,
+            json: item.json.clone(),
+        })
     }
 
-    async fn next(&mut self) -> Option<SseEvent> {
+    async fn next(&mut self) -> Option<Out> {
         loop {
             if let Some(item) = self.replay.pop_front() {
                 match self.send(&item) {
@@ -123,11 +122,10 @@ impl Conn {
                     self.gap = sub.gap;
                     self.backlog = sub.backlog;
                     self.rx = sub.rx;
-                    let note = serde_json::json!({
-                        "missed": missed,
-                        "resumed_after": self.last.to_string(),
+                    return Some(Out::Lag {
+                        missed,
+                        resumed_after: self.last,
                     });
-                    return Some(SseEvent::default().event("lag").data(note.to_string()));
                 }
                 Err(RecvError::Closed) => return None,
             }
@@ -135,13 +133,38 @@ impl Conn {
     }
 }
 
-/// The SSE stream for one client, resuming after `resume` when given.
-pub fn stream(
-    hub: Arc<Hub>,
-    resume: Option<EventId>,
-) -> impl Stream<Item = Result<SseEvent, Infallible>> + Send {
+/// What a client is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Out {
+    /// An event; `id` is the client's cursor after it.
+    Event { id: EventId, json: Arc<str> },
+    /// The client fell `missed` items behind; what follows catches it up
+    /// from `resumed_after`.
+    Lag { missed: u64, resumed_after: EventId },
+}
+
+impl Out {
+    pub fn to_sse(&self) -> SseEvent {
+        match self {
+            Out::Event { id, json } => SseEvent::default().id(id.to_string()).data(&**json),
+            Out::Lag {
+                missed,
+                resumed_after,
+            } => {
+                let note = serde_json::json!({
+                    "missed": missed,
+                    "resumed_after": resumed_after.to_string(),
+                });
+                SseEvent::default().event("lag").data(note.to_string())
+            }
+        }
+    }
+}
+
+/// One client's messages, resuming after `resume` when given.
+pub fn messages(hub: Arc<Hub>, resume: Option<EventId>) -> impl Stream<Item = Out> + Send {
     futures::stream::unfold(Conn::new(hub, resume), |mut c| async move {
-        c.next().await.map(|ev| (Ok(ev), c))
+        c.next().await.map(|m| (m, c))
     })
 }
 
@@ -149,5 +172,7 @@ pub fn response(
     hub: Arc<Hub>,
     resume: Option<EventId>,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>> + Send> {
-    Sse::new(stream(hub, resume)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    use futures::StreamExt;
+    let s = messages(hub, resume).map(|m| Ok(m.to_sse()));
+    Sse::new(s).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }

@@ -30,6 +30,17 @@ pub fn generation(first: &str) -> u64 {
         .max(1)
 }
 
+/// The generation of the file at `path` now (None: unknown — no complete
+/// first line in its first 64 KiB). Catches a file truncated and refilled
+/// past the old offset between two polls.
+fn first_generation(path: &Path) -> Option<u64> {
+    let mut f = File::open(path).ok()?;
+    let mut buf = vec![0u8; 64 << 10];
+    let n = f.read(&mut buf).ok()?;
+    let end = buf[..n].iter().position(|&b| b == b'\n')?;
+    Some(generation(&String::from_utf8_lossy(&buf[..end])))
+}
+
 pub struct Tailer {
     path: PathBuf,
     file: Option<File>,
@@ -63,7 +74,11 @@ impl Tailer {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
             Err(e) => return Err(e),
         };
-        if self.file.is_none() || meta.ino() != self.ino || meta.len() < self.offset {
+        let replaced = self.file.is_none()
+            || meta.ino() != self.ino
+            || meta.len() < self.offset
+            || (self.gen_ms != 0 && first_generation(&self.path).is_some_and(|g| g != self.gen_ms));
+        if replaced {
             self.file = Some(File::open(&self.path)?);
             self.ino = meta.ino();
             self.offset = 0;
@@ -162,15 +177,14 @@ pub async fn follow(hub: Arc<Hub>, every: Duration) {
     }
 }
 
+/// Lines re-read (line, json) and the rest of the gap.
+pub type GapRead = (Vec<(u64, String)>, Option<super::hub::FileGap>);
+
 /// Re-reads lines `gap.from_line..=gap.to_line` (at most `max` of them)
 /// of the file generation `gap.gen_ms`. Returns (line, json) of those
 /// that are events, and the rest of the gap (None when done, or when the
 /// file is another generation by now: those lines are gone).
-pub fn read_gap(
-    path: &Path,
-    gap: super::hub::FileGap,
-    max: usize,
-) -> std::io::Result<(Vec<(u64, String)>, Option<super::hub::FileGap>)> {
+pub fn read_gap(path: &Path, gap: super::hub::FileGap, max: usize) -> std::io::Result<GapRead> {
     use std::io::BufRead;
     let f = match File::open(path) {
         Ok(f) => f,
