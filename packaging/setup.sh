@@ -7,8 +7,9 @@
 # `apt-get download`; docker-registry for the fixture cluster image,
 # etcd-server and etcd-client for the PKI test; apache2-utils' htpasswd for
 # the registry auth test; containerd, runc, containernetworking-plugins,
-# iptables, conntrack and ipset for the real cluster image, packaging/real/) and
-# the musl rust target.
+# iptables, conntrack and ipset for the real cluster image, packaging/real/;
+# as root, chromium and chromium-driver for the dashboard's browser test,
+# tests/tests/e2e_dashboard.rs, a root test) and the musl rust target.
 set -euo pipefail
 
 need=()
@@ -23,6 +24,11 @@ for pair in sshd:openssh-server x86_64-linux-musl-gcc:musl-tools nft:nftables ip
     need+=("$pkg")
   fi
 done
+# The dashboard's browser test runs as root only: headless Chromium there.
+if [ "$(id -u)" -eq 0 ]; then
+  [ -x /usr/bin/chromium ] || need+=(chromium)
+  [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
+fi
 # The VM's /init must be a static busybox.
 if ! [ -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then
   need+=(busybox-static)

@@ -14,6 +14,7 @@ pub mod agents;
 pub mod certs;
 pub mod real;
 pub mod transfer;
+pub mod webdriver;
 
 /// `target/debug/ferry`, or `FERRY_BIN`.
 pub fn ferry_bin() -> PathBuf {
