@@ -97,7 +97,8 @@ fn dashboard_shows_a_live_run_and_a_host_failure_in_a_browser() {
     let b = Bastion::new(&tb);
     // This thread (and what it spawns: chromedriver, Chromium) shares the
     // bastion's loopback with the dashboard.
-    enter_netns(tb.bastion_netns());
+    // Dropped before `tb`: the teardown runs outside the namespace.
+    let _netns = enter_netns(tb.bastion_netns());
     let ip: Vec<String> = tb.nodes().iter().map(|n| n.ip.to_string()).collect();
     let pw = tb.password("root").unwrap();
     let work = tempfile::tempdir().unwrap();
@@ -109,7 +110,16 @@ fn dashboard_shows_a_live_run_and_a_host_failure_in_a_browser() {
     let base = format!("http://127.0.0.1:{}", dash.port);
     browser.goto(&format!("{base}/?cluster=default"));
 
-    let run_args = ["run", image, "--masters", &ip[0], "--nodes", &ip[1], "-p", pw];
+    let run_args = [
+        "run",
+        image,
+        "--masters",
+        &ip[0],
+        "--nodes",
+        &ip[1],
+        "-p",
+        pw,
+    ];
     let run = b
         .command(&run_args)
         .stdout(Stdio::piped())
@@ -132,43 +142,71 @@ fn dashboard_shows_a_live_run_and_a_host_failure_in_a_browser() {
     let out = out.join().unwrap();
     assert!(out.status.success(), "run failed: {}", stderr(&out));
     for h in &ip[..2] {
-        assert!(live.contains(h), "{h} never showed a running step while the run ran ({live:?})");
+        assert!(
+            live.contains(h),
+            "{h} never showed a running step while the run ran ({live:?})"
+        );
     }
 
     let per_host = [
-        (&ip[0], "master", vec!["distribute", "bootstrap", "pki", "init-master", "guest", "backup"]),
-        (&ip[1], "node", vec!["distribute", "bootstrap", "lb-sync", "join-worker", "guest"]),
+        (
+            &ip[0],
+            "master",
+            vec!["distribute", "bootstrap", "pki", "init-master", "backup"],
+        ),
+        (
+            &ip[1],
+            "node",
+            vec!["distribute", "bootstrap", "lb-sync", "join-worker"],
+        ),
     ];
-    let dom = wait_dom(&browser, "the run done on every host", Duration::from_secs(60), |d| {
-        of(&d["runs"], "outcome", "succeeded").len() == 1
-            && per_host.iter().all(|(h, role, steps)| {
-                let row = of(&d["hosts"], "host", h);
-                let chips = of(&d["steps"], "host", h);
-                row.len() == 1
-                    && row[0]["role"].as_str().unwrap_or("").contains(role)
-                    && row[0]["health"] == "up"
-                    && !row[0]["agentVersion"].as_str().unwrap_or("").is_empty()
-                    && row[0]["state"] == "done"
-                    && steps.iter().all(|s| chips.iter().any(|c| c["step"] == *s))
-                    && chips.iter().all(|c| c["state"] == "done")
-            })
-    });
+    let dom = wait_dom(
+        &browser,
+        "the run done on every host",
+        Duration::from_secs(60),
+        |d| {
+            of(&d["runs"], "outcome", "succeeded").len() == 1
+                && per_host.iter().all(|(h, role, steps)| {
+                    let row = of(&d["hosts"], "host", h);
+                    let chips = of(&d["steps"], "host", h);
+                    row.len() == 1
+                        && row[0]["role"].as_str().unwrap_or("").contains(role)
+                        && row[0]["health"] == "up"
+                        && !row[0]["agentVersion"].as_str().unwrap_or("").is_empty()
+                        && row[0]["state"] == "done"
+                        && steps.iter().all(|s| chips.iter().any(|c| c["step"] == *s))
+                        && chips.iter().all(|c| c["state"] == "done")
+                })
+        },
+    );
     for (h, _, _) in &per_host {
         for c in of(&dom["steps"], "host", h) {
             assert!(c["seen"].as_str().unwrap().ends_with("done"), "{h}: {c}");
         }
-        let t = of(&dom["transfers"], "host", h);
-        assert_eq!(t.len(), 1, "{h}: one transfer bar: {dom:#}");
-        let (sent, total) = (&t[0]["sent"], &t[0]["total"]);
-        assert!(t[0]["state"] == "done" && sent == total && sent != "0", "{h}: {}", t[0]);
+        // One bar per tree sent to the host, all complete, the rootfs not empty.
+        let bars = of(&dom["transfers"], "host", h);
+        assert!(!bars.is_empty(), "{h}: no transfer bar: {dom:#}");
+        for t in &bars {
+            assert!(t["state"] == "done" && t["sent"] == t["total"], "{h}: {t}");
+        }
+        let rootfs = bars.iter().find(|t| t["label"] == "distribute: rootfs");
+        assert!(
+            rootfs.is_some_and(|t| t["sent"] != "0"),
+            "{h}: rootfs bar: {bars:?}"
+        );
     }
     // The worker's VIP load balancer routes to the master, healthy.
     let member = format!("{}:6443", ip[0]);
-    wait_dom(&browser, "the worker's LB member", Duration::from_secs(30), |d| {
-        of(&d["lb"], "node", &ip[1])
-            .iter()
-            .any(|m| m["member"] == member.as_str() && m["health"] == "healthy")
-    });
+    wait_dom(
+        &browser,
+        "the worker's LB member",
+        Duration::from_secs(30),
+        |d| {
+            of(&d["lb"], "node", &ip[1])
+                .iter()
+                .any(|m| m["member"] == member.as_str() && m["health"] == "healthy")
+        },
+    );
     let (status, metrics) = http(dash.port, "GET", "/metrics", None);
     assert_eq!(status, 200);
     let moved = metrics.lines().any(|l| {
@@ -176,20 +214,36 @@ fn dashboard_shows_a_live_run_and_a_host_failure_in_a_browser() {
             && l.contains(&format!("node=\"{}\"", ip[1]))
             && l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) > Some(0.0)
     });
-    assert!(moved, "transfer bytes for {} in /metrics:\n{metrics}", ip[1]);
+    assert!(
+        moved,
+        "transfer bytes for {} in /metrics:\n{metrics}",
+        ip[1]
+    );
 
     // An injected failure: the fixture's check.sh refuses a registry data
     // path that is a file, so node 3's bootstrap fails.
-    tb.exec_ok(2, &["sh", "-c", "mkdir -p /var/lib && touch /var/lib/registry"])
-        .unwrap();
+    tb.exec_ok(
+        2,
+        &["sh", "-c", "mkdir -p /var/lib && touch /var/lib/registry"],
+    )
+    .unwrap();
     let add = b.ferry(&["add", "--nodes", &ip[2], "-p", pw]);
     assert!(!add.status.success(), "add onto a broken node succeeded");
-    let dom = wait_dom(&browser, "the failure of node 3", Duration::from_secs(60), |d| {
-        let f = of(&d["failures"], "host", &ip[2]);
-        f.iter().any(|f| f["step"] == "bootstrap" && f["advice"].as_str().unwrap_or("").contains("fix the cause"))
-            && of(&d["runs"], "outcome", "failed").len() == 1
-            && of(&d["hosts"], "host", &ip[2]).first().is_some_and(|r| r["state"] == "failed")
-    });
+    let dom = wait_dom(
+        &browser,
+        "the failure of node 3",
+        Duration::from_secs(60),
+        |d| {
+            let f = of(&d["failures"], "host", &ip[2]);
+            f.iter().any(|f| {
+                f["step"] == "bootstrap"
+                    && f["advice"].as_str().unwrap_or("").contains("fix the cause")
+            }) && of(&d["runs"], "outcome", "failed").len() == 1
+                && of(&d["hosts"], "host", &ip[2])
+                    .first()
+                    .is_some_and(|r| r["state"] == "failed")
+        },
+    );
     let chip = of(&dom["steps"], "host", &ip[2])
         .into_iter()
         .find(|c| c["step"] == "bootstrap")
@@ -197,7 +251,12 @@ fn dashboard_shows_a_live_run_and_a_host_failure_in_a_browser() {
         .unwrap();
     assert_eq!(chip["state"], "failed", "{chip}");
 
-    let target = std::env::current_exe().unwrap().ancestors().nth(3).unwrap().to_path_buf();
+    let target = std::env::current_exe()
+        .unwrap()
+        .ancestors()
+        .nth(3)
+        .unwrap()
+        .to_path_buf();
     let dir = target.join("test-artifacts");
     std::fs::create_dir_all(&dir).unwrap();
     let png = dir.join("e2e_dashboard.png");

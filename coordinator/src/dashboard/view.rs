@@ -150,6 +150,11 @@ impl ClusterView {
             return;
         };
         let steps = run.hosts.entry(ev.node.clone()).or_default();
+        // Progress alone (check's facts, a master's part in a worker's
+        // join) does not make a step of that host.
+        if ev.kind == EventKind::Progress && !steps.contains_key(&step) {
+            return;
+        }
         let entry = steps.entry(step.clone()).or_insert(HostStep {
             state: "running",
             skipped: false,

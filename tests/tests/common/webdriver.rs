@@ -5,6 +5,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -28,18 +29,36 @@ pub fn browser() -> (PathBuf, PathBuf) {
 }
 
 /// Moves the calling thread (and the processes it spawns later) into the
-/// named network namespace (`ip netns` name).
-pub fn enter_netns(name: &str) {
+/// named network namespace (`ip netns` name) until the guard is dropped:
+/// the testbed's teardown must not run inside a namespace it deletes.
+pub fn enter_netns(name: &str) -> NetnsGuard {
+    let own = std::fs::File::open("/proc/thread-self/ns/net").unwrap();
     let f = std::fs::File::open(format!("/run/netns/{name}")).unwrap();
     rustix::thread::move_into_link_name_space(
         std::os::fd::AsFd::as_fd(&f),
         Some(rustix::thread::LinkNameSpaceType::Network),
     )
     .unwrap_or_else(|e| panic!("setns into {name}: {e}"));
+    NetnsGuard(own)
 }
 
-/// One HTTP/1.1 request on loopback; returns (status, body).
+/// Moves the thread back into the namespace it came from.
+pub struct NetnsGuard(std::fs::File);
+
+impl Drop for NetnsGuard {
+    fn drop(&mut self) {
+        let _ = rustix::thread::move_into_link_name_space(
+            std::os::fd::AsFd::as_fd(&self.0),
+            Some(rustix::thread::LinkNameSpaceType::Network),
+        );
+    }
+}
+
+/// One HTTP/1.1 request on loopback; returns (status, body). The body is
+/// read by its Content-Length (or chunks): chromedriver keeps the
+/// connection open whatever `Connection: close` says.
 pub fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> (u16, String) {
+    use std::io::BufRead;
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
     let data = body.map(|b| b.to_string()).unwrap_or_default();
@@ -49,32 +68,44 @@ pub fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> (u16, 
         data.len()
     )
     .unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let chunked = head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked");
-    (status, if chunked { dechunk(rest) } else { rest.to_string() })
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
+    let mut r = std::io::BufReader::new(s);
+    let mut head = Vec::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
             break;
         }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
+        head.push(line.trim_end().to_ascii_lowercase());
     }
-    out
+    let status = head
+        .first()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let header = |name: &str| {
+        head.iter()
+            .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
+    };
+    let mut out = Vec::new();
+    if let Some(n) = header("content-length:").and_then(|v| v.parse::<usize>().ok()) {
+        out.resize(n, 0);
+        r.read_exact(&mut out).unwrap();
+    } else if header("transfer-encoding:").is_some_and(|v| v.contains("chunked")) {
+        loop {
+            let mut size = String::new();
+            r.read_line(&mut size).unwrap();
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            let mut chunk = vec![0; n + 2];
+            r.read_exact(&mut chunk).unwrap();
+            out.extend_from_slice(&chunk[..n]);
+        }
+    } else {
+        r.read_to_end(&mut out).unwrap();
+    }
+    (status, String::from_utf8_lossy(&out).into_owned())
 }
 
 pub struct Browser {
@@ -92,7 +123,9 @@ impl Browser {
             .local_addr()
             .unwrap()
             .port();
+        // Its own process group: the browser it starts is killed with it.
         let driver = Command::new(chromedriver)
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -101,7 +134,10 @@ impl Browser {
         let profile = tempfile::tempdir().unwrap();
         let end = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < end, "chromedriver did not listen on {port}");
+            assert!(
+                Instant::now() < end,
+                "chromedriver did not listen on {port}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         let caps = json!({"capabilities": {"alwaysMatch": {
@@ -151,7 +187,11 @@ impl Browser {
 
     /// Saves a PNG of the viewport to `path`.
     pub fn screenshot(&self, path: &Path) {
-        let v = self.call("GET", &format!("/session/{}/screenshot", self.session), None);
+        let v = self.call(
+            "GET",
+            &format!("/session/{}/screenshot", self.session),
+            None,
+        );
         let png = base64::engine::general_purpose::STANDARD
             .decode(v.as_str().unwrap())
             .unwrap();
@@ -163,9 +203,16 @@ impl Browser {
 impl Drop for Browser {
     fn drop(&mut self) {
         if !self.session.is_empty() {
-            let _ = http(self.port, "DELETE", &format!("/session/{}", self.session), None);
+            let _ = http(
+                self.port,
+                "DELETE",
+                &format!("/session/{}", self.session),
+                None,
+            );
         }
-        let _ = self.driver.kill();
+        if let Some(pgid) = rustix::process::Pid::from_raw(self.driver.id() as i32) {
+            let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+        }
         let _ = self.driver.wait();
     }
 }

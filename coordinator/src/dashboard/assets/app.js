@@ -17,7 +17,7 @@ const S = {
   order: [],              // ops, oldest first
   hostRun: new Map(),     // host -> op of the latest run that touched it
   hostNow: new Map(),     // host -> {step, state, op}
-  transfers: new Map(),   // host -> {label, sent, total, rate, eta, op}
+  transfers: new Map(),   // host|label -> {host, label, sent, total, rate, eta, op}
   lb: new Map(),          // node|member -> {node, member, state, health, check}
   failures: [],
   hosts: [],              // from /hosts
@@ -79,11 +79,14 @@ function foldRun(ev) {
   }
   if (ev.node && c.content_bytes_total !== undefined && c.content_bytes_sent !== undefined && ev.kind === "progress") {
     const label = ev.message.includes(": ") ? ev.message.slice(0, ev.message.lastIndexOf(": ")) : ev.phase;
-    S.transfers.set(ev.node, { label, sent: c.content_bytes_sent, total: c.content_bytes_total, rate: c.rate_bps || 0, eta: c.eta_ms || 0, op: ev.op });
+    S.transfers.set(ev.node + "|" + label, { host: ev.node, label, sent: c.content_bytes_sent, total: c.content_bytes_total, rate: c.rate_bps || 0, eta: c.eta_ms || 0, op: ev.op });
   }
   if (!ev.node || !step) return;
   let steps = r.hosts.get(ev.node);
   if (!steps) { steps = new Map(); r.hosts.set(ev.node, steps); }
+  // Progress alone (check's facts, a master's part in a worker's join)
+  // does not make a step of that host.
+  if (!steps.has(step) && ev.kind === "progress") return;
   const st = steps.get(step) || { state: "running", seen: [], skipped: false, dur: null };
   if (ev.kind === "started") st.state = "running";
   if (ev.kind === "finished") { st.state = "done"; st.skipped = c.skipped === 1; st.dur = c.duration_ms ?? null; }
@@ -107,7 +110,7 @@ function fold(ev) {
   else if (ev.phase === "load-balancer") foldLb(ev);
   else if (ev.phase === "transfer" && ev.node && ev.kind === "progress" && ev.counters && ev.counters.content_bytes_total !== undefined) {
     const c = ev.counters;
-    S.transfers.set(ev.node, { label: "scp", sent: c.content_bytes_sent || 0, total: c.content_bytes_total, rate: c.rate_bps || 0, eta: c.eta_ms || 0, op: ev.op });
+    S.transfers.set(ev.node + "|scp", { host: ev.node, label: "scp", sent: c.content_bytes_sent || 0, total: c.content_bytes_total, rate: c.rate_bps || 0, eta: c.eta_ms || 0, op: ev.op });
   }
 }
 
@@ -154,9 +157,9 @@ function renderHosts() {
 function renderTransfers() {
   const box = document.getElementById("transfers");
   if (!S.transfers.size) { box.replaceChildren(el("span", { class: "muted" }, "no transfer seen")); return; }
-  box.replaceChildren(...[...S.transfers.entries()].sort().map(([host, t]) => {
-    const done = t.sent >= t.total;
-    return el("div", { class: "transfer", "data-host": host, "data-sent": t.sent, "data-total": t.total, "data-rate": t.rate, "data-eta-ms": t.eta, "data-state": done ? "done" : "running" },
+  box.replaceChildren(...[...S.transfers.entries()].sort().map(([, t]) => {
+    const done = t.sent >= t.total, host = t.host;
+    return el("div", { class: "transfer", "data-host": host, "data-label": t.label, "data-sent": t.sent, "data-total": t.total, "data-rate": t.rate, "data-eta-ms": t.eta, "data-state": done ? "done" : "running" },
       el("span", {}, host),
       el("progress", { max: Math.max(t.total, 1), value: t.sent }),
       el("span", {}, `${t.label}: ${mib(t.sent)} / ${mib(t.total)}, ${mib(t.rate)}/s, ` + (done ? "done" : "eta " + secs(t.eta))));
