@@ -110,16 +110,9 @@ fn dashboard_shows_a_live_run_and_a_host_failure_in_a_browser() {
     let base = format!("http://127.0.0.1:{}", dash.port);
     browser.goto(&format!("{base}/?cluster=default"));
 
-    let run_args = [
-        "run",
-        image,
-        "--masters",
-        &ip[0],
-        "--nodes",
-        &ip[1],
-        "-p",
-        pw,
-    ];
+    // (The staged image's temporary path has no spaces.)
+    let run_line = format!("run {image} --masters {} --nodes {} -p {pw}", ip[0], ip[1]);
+    let run_args: Vec<&str> = run_line.split(' ').collect();
     let run = b
         .command(&run_args)
         .stdout(Stdio::piped())
