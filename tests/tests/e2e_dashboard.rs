@@ -3,11 +3,12 @@
 //! WebDriver API) opens its page before a `ferry run` of the fixture image
 //! (1 master + 1 worker) starts in another process. The page shows both
 //! hosts live and then every step done, with role, agent version and
-//! health, transfer bars at 100 % and the run succeeded; `/metrics` counted
-//! the bytes, the worker's LB member is healthy. Then `ferry add` of a node whose registry data path is a file
-//! fails its bootstrap (the fixture check.sh refuses it), and the page shows
-//! that failure with its host, step and `next:` advice. A screenshot is
-//! saved under target/test-artifacts/.
+//! health, transfer bars at 100 % and the run succeeded; the worker's LB
+//! member is healthy; `/metrics` counted the bytes and the agents' execs
+//! (from their own Events streams). Then `ferry add` of a node whose
+//! registry data path is a file fails its bootstrap (the fixture check.sh
+//! refuses it), and the page shows that failure with its host, step and
+//! `next:` advice. A screenshot is saved under target/test-artifacts/.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
@@ -202,16 +203,28 @@ fn dashboard_shows_a_live_run_and_a_host_failure_in_a_browser() {
     );
     let (status, metrics) = http(dash.port, "GET", "/metrics", None);
     assert_eq!(status, 200);
-    let moved = metrics.lines().any(|l| {
-        l.starts_with("ferry_transfer_bytes_total{")
-            && l.contains(&format!("node=\"{}\"", ip[1]))
-            && l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) > Some(0.0)
-    });
-    assert!(
-        moved,
-        "transfer bytes for {} in /metrics:\n{metrics}",
-        ip[1]
-    );
+    // A sample of /metrics above zero: `name{...label...} value`.
+    let positive = |name: &str, label: &str| {
+        metrics.lines().any(|l| {
+            l.starts_with(&format!("{name}{{"))
+                && l.contains(label)
+                && l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) > Some(0.0)
+        })
+    };
+    let worker = format!("node=\"{}\"", ip[1]);
+    // Transfer bytes from the run's events; exec counts, agent up and the
+    // agents' own events from their Events streams.
+    for (name, label) in [
+        ("ferry_transfer_bytes_total", worker.as_str()),
+        ("ferry_exec_total", worker.as_str()),
+        ("ferry_agent_up", worker.as_str()),
+        ("ferry_dashboard_events_total", "source=\"agent\""),
+    ] {
+        assert!(
+            positive(name, label),
+            "{name} {label} in /metrics:\n{metrics}"
+        );
+    }
 
     // An injected failure: the fixture's check.sh refuses a registry data
     // path that is a file, so node 3's bootstrap fails.

@@ -6,6 +6,7 @@
 mod auth_tests;
 mod metrics_tests;
 mod sse_tests;
+mod tls_tests;
 mod view_tests;
 
 use std::net::SocketAddr;
@@ -82,11 +83,24 @@ async fn request(
     headers: &[(&str, &str)],
 ) -> http::Response<hyper::body::Incoming> {
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+    request_on(tcp, &addr.to_string(), path, headers).await
+}
+
+/// One GET on an open connection (plain TCP or TLS).
+pub async fn request_on<I>(
+    io: I,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> http::Response<hyper::body::Incoming>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
         .await
         .unwrap();
     tokio::spawn(conn);
-    let mut req = http::Request::get(path).header("host", addr.to_string());
+    let mut req = http::Request::get(path).header("host", host);
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
