@@ -167,17 +167,18 @@ impl Hub {
         let _ = self.tx.send(item);
     }
 
-    /// Everything after `last` (None: the ring as it is), then live items.
+    /// Everything after `last`, then live items. A new client (None) gets
+    /// the last [`RING_CAPACITY`] lines of the file (re-read where agent
+    /// events pushed them out of the ring) and the ring's agent events.
     pub fn subscribe(&self, last: Option<&EventId>) -> Subscription {
         let g = lock(&self.inner);
         let rx = self.tx.subscribe();
-        let Some(last) = last else {
-            return Subscription {
-                gap: None,
-                backlog: g.ring.iter().cloned().collect(),
-                rx,
-            };
+        let fresh = EventId {
+            gen_ms: g.cursor.gen_ms,
+            line: g.cursor.line.saturating_sub(g.capacity as u64),
+            ..EventId::default()
         };
+        let last = last.unwrap_or(&fresh);
         let backlog: VecDeque<Arc<Item>> = g
             .ring
             .iter()

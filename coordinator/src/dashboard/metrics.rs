@@ -23,8 +23,9 @@ struct Histogram {
 struct Inner {
     /// (cluster, node) → content bytes delivered.
     transfer_bytes: BTreeMap<(String, String), u64>,
-    /// (cluster, node, op, transfer label) → last cumulative value seen.
-    transfer_last: BTreeMap<(String, String, String, String), u64>,
+    /// (cluster, node, transfer label) → (op, last cumulative value seen):
+    /// one entry per tree and node, whatever the number of runs.
+    transfer_last: BTreeMap<(String, String, String), (String, u64)>,
     /// (cluster, source) → events seen.
     events: BTreeMap<(String, &'static str), u64>,
     /// (cluster, node, outcome) → execs ended.
@@ -83,12 +84,14 @@ impl Metrics {
             let key = (
                 cluster.to_string(),
                 ev.node.clone(),
-                ev.op.clone(),
                 transfer_label(&ev.message),
             );
-            let last = g.transfer_last.insert(key, sent).unwrap_or(0);
-            // A lower value is a new transfer under the same key.
-            let delta = if sent >= last { sent - last } else { sent };
+            let last = g.transfer_last.insert(key, (ev.op.clone(), sent));
+            // Another operation, or a lower value: a new transfer.
+            let delta = match last {
+                Some((op, last)) if op == ev.op && sent >= last => sent - last,
+                _ => sent,
+            };
             *g.transfer_bytes
                 .entry((cluster.to_string(), ev.node.clone()))
                 .or_default() += delta;

@@ -165,3 +165,36 @@ async fn a_truncated_file_starts_a_new_generation() {
     assert_eq!((new.gen_ms, new.line), (1_700_000_000_100, 2));
     assert!(new.file_after(&old), "ids keep increasing across files");
 }
+
+#[tokio::test]
+async fn a_new_client_gets_the_file_even_when_agent_events_filled_the_ring() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("events.jsonl");
+    let hub = Arc::new(Hub::with_capacity(
+        "c1",
+        file.clone(),
+        7,
+        Arc::new(Metrics::default()),
+        10,
+        64,
+    ));
+    append(&file, 1..=5);
+    assert_eq!(Tailer::new(&file).poll(&hub).unwrap(), 5);
+    for i in 100..120 {
+        hub.publish_agent(&ev(i));
+    }
+    let got: Vec<Out> = messages(hub.clone(), None).take(15).collect().await;
+    let ids: Vec<(u64, u64)> = got
+        .iter()
+        .map(|m| match m {
+            Out::Event { id, .. } => (id.line, id.aseq),
+            Out::Lag { .. } => panic!("lag: {m:?}"),
+        })
+        .collect();
+    let mut want: Vec<(u64, u64)> = (1..=5).map(|l| (l, 0)).collect();
+    want.extend((11..=20).map(|a| (5, a)));
+    assert_eq!(
+        ids, want,
+        "file lines re-read, then the ring's agent events"
+    );
+}
