@@ -71,3 +71,22 @@ fn the_page_knows_every_step() {
         );
     }
 }
+
+#[tokio::test]
+async fn certs_without_an_agent_are_the_labelled_bastion_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki/kubernetes/10.77.0.11/pki");
+    std::fs::create_dir_all(&pki).unwrap();
+    let ca = rcgen::generate_simple_self_signed(vec!["kubernetes".into()]).unwrap();
+    std::fs::write(pki.join("ca.crt"), ca.cert.pem()).unwrap();
+    let got = super::super::certs::check(dir.path(), &Default::default()).await;
+    assert_eq!(got.len(), 1);
+    let m = &got[0];
+    assert_eq!(
+        (m.master.as_str(), m.source),
+        ("10.77.0.11", "bastion-copy")
+    );
+    assert!(m.note.contains("no agent"), "{}", m.note);
+    let row = m.certs.iter().find(|c| c.name == "ca").expect("the ca row");
+    assert!(row.not_after.is_some() && !row.expired && row.residual_days > Some(300));
+}
