@@ -15,7 +15,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -236,6 +236,9 @@ impl ClientLoop {
 struct NftTrace {
     child: std::process::Child,
     reader: Option<std::thread::JoinHandle<()>>,
+    /// Stops the monitor inside the node (`nsenter -p` forks: killing the
+    /// nsenter child leaves `nft` holding the pipe).
+    stop: Command,
 }
 
 impl NftTrace {
@@ -259,13 +262,17 @@ impl NftTrace {
                 let _ = writeln!(f, "{} {line}", now_ms());
             }
         });
+        let mut stop = tb.node_command(node, "pkill").unwrap();
+        stop.args(["-f", "^nft monitor"]);
         Self {
             child,
             reader: Some(reader),
+            stop,
         }
     }
 
     fn finish(mut self) {
+        let _ = self.stop.status();
         let _ = self.child.kill();
         let _ = self.child.wait();
         if let Some(r) = self.reader.take() {
