@@ -471,7 +471,8 @@ fn real_upgrade_1_34_to_1_35_with_a_kill_in_the_middle() {
     };
     assert!(
         applied(&first),
-        "master0's kubeadm part ran in the first run"
+        "master0's kubeadm part ran in the first run; its last events: {:#?}",
+        &first[first.len().saturating_sub(15)..]
     );
     let (out, ev) = b.ferry_json(&up);
     let took = t.elapsed().as_secs_f64();
