@@ -1,6 +1,7 @@
 //! The real tier: a Kubernetes upgrade by running a newer cluster image.
-//! A 1.34 cluster of 2 masters + 1 worker (real kubeadm, kubelet, etcd,
-//! control plane) is upgraded to 1.35 by `ferry run <1.35 image>`:
+//! A 1.34 cluster of 3 masters + 1 worker (real kubeadm, kubelet, etcd,
+//! control plane; three so etcd keeps quorum while one member restarts)
+//! is upgraded to 1.35 by `ferry run <1.35 image>`:
 //! - `ferry plan` says so beforehand; 1.34 → 1.36 is refused before any
 //!   host changes (the stored Clusterfile byte for byte the same);
 //! - the coordinator is SIGKILLed once master0 is done; a plain re-run
@@ -289,7 +290,7 @@ fn diagnose_service_path(tb: &Testbed) {
     eprintln!("REAL-DIAG pods:\n{pods}");
     let proxy = pods
         .lines()
-        .find(|l| l.contains("kube-proxy-") && l.contains("node3"))
+        .find(|l| l.contains("kube-proxy-") && l.contains("node4"))
         .and_then(|l| l.split_whitespace().nth(1))
         .unwrap_or("")
         .to_string();
@@ -373,17 +374,17 @@ fn run_until_master0_done(b: &common::Bastion, args: &[&str], master0: &str) -> 
 
 #[test]
 fn real_upgrade_1_34_to_1_35_with_a_kill_in_the_middle() {
-    let setup = real::Setup::new(3);
+    let setup = real::Setup::new(4);
     let (tb, b, pw, kh) = (&setup.tb, &setup.b, &setup.pw, setup.kh.as_str());
     let stage = tempfile::tempdir().unwrap();
     real::build_images_of(b, &stage.path().join("next"), TARGET);
-    let (m0, m1, w) = (setup.ip(0), setup.ip(1), setup.ip(2));
+    let (m0, m1, m2, w) = (setup.ip(0), setup.ip(1), setup.ip(2), setup.ip(3));
     let run = [
         "run",
         ROOTFS_IMAGE,
         NETWORK_IMAGE,
         "--masters",
-        &format!("{m0},{m1}"),
+        &format!("{m0},{m1},{m2}"),
         "--nodes",
         &w,
         "-p",
@@ -393,8 +394,8 @@ fn real_upgrade_1_34_to_1_35_with_a_kill_in_the_middle() {
     ];
     let (out, ev) = b.ferry_json(&run);
     assert!(out.status.success(), "ferry run: {}", stderr(&out));
-    eprintln!("REAL-MEASURE run 2+1 v1.34.4: {}", common::timings(&ev));
-    real::wait_nodes_ready(tb, 0, &["node1", "node2", "node3"], 300);
+    eprintln!("REAL-MEASURE run 3+1 v1.34.4: {}", common::timings(&ev));
+    real::wait_nodes_ready(tb, 0, &["node1", "node2", "node3", "node4"], 300);
     apply_workload(tb);
     let cf_path = b.home().join(".ferry/default/Clusterfile");
     let stored = std::fs::read_to_string(&cf_path).unwrap();
@@ -459,8 +460,8 @@ fn real_upgrade_1_34_to_1_35_with_a_kill_in_the_middle() {
 
     // The upgrade, killed after master0, then resumed.
     let svc = real::kubectl_json(tb, 0, &["get", "service", "web"]);
-    let client = ClientLoop::start(tb, 2, svc["spec"]["clusterIP"].as_str().unwrap());
-    let trace = NftTrace::start(tb, 2);
+    let client = ClientLoop::start(tb, 3, svc["spec"]["clusterIP"].as_str().unwrap());
+    let trace = NftTrace::start(tb, 3);
     let t = std::time::Instant::now();
     let up = ["run", TARGET_IMAGE, "-p", pw, "--known-hosts", kh];
     let first = run_until_master0_done(b, &up, &m0);
@@ -481,7 +482,7 @@ fn real_upgrade_1_34_to_1_35_with_a_kill_in_the_middle() {
     assert!(out.status.success(), "resumed upgrade: {}", stderr(&out));
     assert!(!applied(&ev), "master0's kubeadm upgrade apply ran again");
     eprintln!(
-        "REAL-MEASURE upgrade 2+1 {} -> {TARGET} resumed: {}",
+        "REAL-MEASURE upgrade 3+1 {} -> {TARGET} resumed: {}",
         real::KUBE_VERSION,
         common::timings(&ev)
     );
@@ -497,7 +498,7 @@ fn real_upgrade_1_34_to_1_35_with_a_kill_in_the_middle() {
     );
     let (server, kubelets) = versions(tb);
     assert_eq!(server, TARGET);
-    assert_eq!(kubelets, vec![TARGET.to_string(); 3]);
+    assert_eq!(kubelets, vec![TARGET.to_string(); 4]);
     let v = real::kubectl_json(tb, 0, &["get", "deployment", "web"]);
     assert_eq!(v["status"]["readyReplicas"], 3, "{}", v["status"]);
     let nodes = real::kubectl_json(tb, 0, &["get", "nodes"]);

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use ferry_shared::ExecSpec;
+use ferry_shared::lb::membership::MemberState;
 use ferry_shared::pki::CertInfo;
 use futures::StreamExt;
 use serde::Serialize;
@@ -165,8 +166,9 @@ pub async fn node(n: &NodeRecord, tls: &ClientTls, t: &Targets, op: &str) -> Nod
     let load_balancer = match LbClient::new(&c, CONNECT_TIMEOUT).get().await {
         Ok(s) if !s.configured => Check::Skipped("not configured".into()),
         Ok(s) => {
-            let up = s.members.iter().filter(|m| m.state == "healthy").count();
-            let msg = format!("{} {up}/{} members healthy", s.vip, s.members.len());
+            let active = MemberState::Active.as_str();
+            let up = s.members.iter().filter(|m| m.state == active).count();
+            let msg = format!("{} {up}/{} members active", s.vip, s.members.len());
             if up == 0 || !s.last_error.is_empty() {
                 Check::Failed(format!("{msg} {}", s.last_error).trim().to_string())
             } else {
