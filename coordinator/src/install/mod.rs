@@ -289,6 +289,12 @@ async fn reuse(
             ))
             .counter("ssh", 0),
     );
+    up_to_date(r, host, &facts.agent_version);
+    Ok(record)
+}
+
+/// The events of a host whose agent was already the expected one.
+fn up_to_date(r: &Reporter, host: &str, version: &str) {
     r.emit(
         r.event(host, Phase::Upload, EventKind::Finished)
             .message("agent up to date, nothing uploaded")
@@ -297,9 +303,8 @@ async fn reuse(
     );
     r.emit(
         r.event(host, Phase::Ready, EventKind::Finished)
-            .message(format!("agent {} ready", facts.agent_version)),
+            .message(format!("agent {version} ready")),
     );
-    Ok(record)
 }
 
 fn short(sha: &str) -> &str {
@@ -345,21 +350,12 @@ async fn install_on(
             && facts.agent_sha256 == ctx.agent.sha256
             && facts.node_name == node_name
         {
-            r.emit(
-                r.event(host, Phase::Upload, EventKind::Finished)
-                    .message("agent up to date, nothing uploaded")
-                    .counter("uploaded_bytes", 0)
-                    .counter("skipped", 1),
-            );
             let record = NodeRecord {
                 agent_version: facts.agent_version.clone(),
                 ..record
             };
             let record = sync_trust(ip, ctx, host, record).await?;
-            r.emit(
-                r.event(host, Phase::Ready, EventKind::Finished)
-                    .message(format!("agent {} ready", facts.agent_version)),
-            );
+            up_to_date(r, host, &facts.agent_version);
             return Ok(record);
         }
     }

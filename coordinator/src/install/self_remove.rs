@@ -12,6 +12,7 @@ use futures::StreamExt;
 
 use super::layout;
 use crate::client::{AgentClient, ClientTls, ExecItem};
+use crate::lb::LbClient;
 use crate::output::Reporter;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -19,21 +20,27 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const GONE_WITHIN: Duration = Duration::from_secs(30);
 
 /// The removal script. Its first line drops the exec's pipes, so the
-/// exec that started it ends at once; the pause lets the reply out.
+/// exec that started it ends at once; the pause lets the reply out. The
+/// agent's directory is first moved out of sight and the cache removed,
+/// so once the agent stops answering nothing of it is left where it lived
+/// (what follows runs from the moved directory: stop, LB leftovers, rm).
 fn script() -> String {
-    let stop = layout::stop_daemon_command().join(" ");
-    let reset = layout::lb_reset_command().join(" ");
+    let moved = |argv: Vec<String>| argv.join(" ").replace(layout::AGENT_DIR, "$T");
     format!(
         "exec </dev/null >/dev/null 2>&1\nsleep 1\n\
-         if [ -f {unit_path} ]; then systemctl disable --now {unit}; rm -f {unit_path}; systemctl daemon-reload; fi\n\
-         if [ -x {bin} ]; then {stop}; {reset}; fi\n\
-         rm -rf {dir} {cache}\n\
-         rmdir --ignore-fail-on-non-empty /var/lib/ferry\n",
+         T=/var/lib/.ferry-agent-removed.$$\n\
+         mv {dir} \"$T\"\n\
+         rm -rf {cache}\n\
+         rmdir --ignore-fail-on-non-empty /var/lib/ferry\n\
+         if [ -f {unit_path} ]; then systemctl disable {unit}; rm -f {unit_path}; systemctl stop {unit}; systemctl daemon-reload; fi\n\
+         if [ -x \"$T/ferry-agent\" ]; then {stop}; {reset}; fi\n\
+         rm -rf \"$T\"\n",
         unit_path = layout::UNIT_PATH,
         unit = layout::UNIT_NAME,
-        bin = layout::AGENT_BIN,
         dir = layout::AGENT_DIR,
         cache = layout::CACHE_DIR,
+        stop = moved(layout::stop_daemon_command()),
+        reset = moved(layout::lb_reset_command()),
     )
 }
 
@@ -72,6 +79,12 @@ pub async fn remove_via_agent(
         .await
         .map_err(|e| format!("agent not answering: {e}"))?;
     let facts = c.facts().await.map_err(|e| e.to_string())?;
+    // The agent takes its VIP rules and route down itself first: after it
+    // stops nothing would, before it stops it would put them back.
+    LbClient::new(&c, CONNECT_TIMEOUT)
+        .delete(r.op())
+        .await
+        .map_err(|e| format!("removing the load balancer: {e}"))?;
     r.emit(
         r.event(host, Phase::Uninstall, EventKind::Started)
             .message("through the agent (no SSH)")
@@ -128,8 +141,11 @@ mod tests {
         let d = detached("daemon");
         assert_eq!(&d[..4], ["setsid", "-f", "sh", "-c"]);
         assert!(d[4].starts_with("exec </dev/null >/dev/null 2>&1\n"));
-        assert!(d[4].contains(&format!("{} stop --pidfile", layout::AGENT_BIN)));
-        assert!(d[4].contains("lb-reset"));
+        assert!(d[4].contains("$T/ferry-agent stop --pidfile $T/agent.pid"));
+        assert!(d[4].contains("$T/ferry-agent lb-reset --lb-dir $T/lb"));
+        // The agent's directory leaves its place before the agent stops.
+        let mv = d[4].find(&format!("mv {}", layout::AGENT_DIR)).unwrap();
+        assert!(mv < d[4].find("stop --pidfile").unwrap());
         let s = detached("systemd");
         assert_eq!(s[0], "systemd-run");
         assert!(s.contains(&"--collect".to_string()));
