@@ -6,6 +6,7 @@
 //! host key in `~/.ssh/known_hosts` is made stale (a plain command reading
 //! that file would fail with "host key changed") and sshd is stopped on
 //! all three nodes. Through the running agents alone:
+//! - `plan` of the cluster with a new host says SSH for it only, and why;
 //! - `add --nodes <new>` succeeds; SSH is opened to the new host only (the
 //!   Connect events' `ssh` counter), against the remembered known_hosts,
 //!   which gains the new host's key;
@@ -110,6 +111,52 @@ fn repeat_operations_go_through_the_agents() {
     for i in 0..3 {
         stop_sshd(&tb, i);
     }
+
+    // plan: says which hosts a run would reach over SSH, and why.
+    let planned = work.path().join("Clusterfile.plan");
+    let text = std::fs::read_to_string(state.join("Clusterfile")).unwrap();
+    let mut lines = Vec::new();
+    for l in text.lines() {
+        lines.push(l.to_string());
+        if l.contains(&ip[2]) {
+            lines.push(l.replace(&ip[2], &ip[3]));
+        }
+    }
+    std::fs::write(&planned, lines.join("\n") + "\n").unwrap();
+    let (out, ev) = b.ferry_json(&["plan", "-f", planned.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let plan = ev.iter().find(|v| v.get("hosts").is_some()).expect("plan");
+    let reach: BTreeMap<String, (bool, String)> = plan["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            let host = h["host"].as_str().unwrap().to_string();
+            let r = &h["reach"];
+            (
+                host,
+                (
+                    r["ssh"].as_bool().unwrap(),
+                    r["why"].as_str().unwrap().to_string(),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(reach.len(), 4, "{plan}");
+    for (host, (ssh, why)) in &reach {
+        if host == &ip[3] {
+            assert!(*ssh && why.contains("no agent recorded"), "{host}: {why}");
+        } else {
+            assert!(!*ssh && why.contains("answers over mTLS"), "{host}: {why}");
+        }
+    }
+    let notes = plan["notes"].to_string();
+    assert!(notes.contains("SSH is needed for 1 of 4 hosts"), "{notes}");
+    assert_eq!(
+        std::fs::read_to_string(state.join("Clusterfile")).unwrap(),
+        text,
+        "plan changes nothing"
+    );
 
     // add: SSH to the new host only, checked against the remembered file.
     let t = Instant::now();

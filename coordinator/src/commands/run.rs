@@ -27,6 +27,7 @@ use crate::state::ClusterState;
 mod archives;
 mod dry;
 mod local_ip;
+mod plan_reach;
 mod plan_upgrade;
 
 pub use dry::{gen_cmd, plan};
@@ -477,8 +478,25 @@ pub async fn apply(
         cf.cluster.metadata.name = cluster.name().to_string();
     }
     cf.cluster.spec.set_env(&a.env);
-    let (p, notes) = plan(cluster, &cf, &a.upgrade.opts())?;
+    let (mut p, mut notes) = plan(cluster, &cf, &a.upgrade.opts())?;
     if plan_only || a.dry_run {
+        plan_reach::annotate(
+            cluster,
+            &mut p,
+            a.agent.agent_bin.clone(),
+            a.agent.concurrency,
+            &mut notes,
+        )
+        .await?;
+        let ssh = p
+            .hosts
+            .iter()
+            .filter(|h| h.reach.as_ref().is_some_and(|x| x.ssh))
+            .count();
+        notes.push(format!(
+            "SSH is needed for {ssh} of {} hosts",
+            p.hosts.len()
+        ));
         dry::print_plan(r, &p, &notes);
         return Ok(Exit::Ok);
     }

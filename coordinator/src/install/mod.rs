@@ -7,6 +7,7 @@
 
 pub mod layout;
 pub mod local_agent;
+pub mod reach;
 mod self_remove;
 mod uninstall;
 
@@ -96,9 +97,6 @@ impl InstallError {
         }
     }
 }
-
-/// How long a recorded agent gets to answer before SSH is used instead.
-const REUSE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Everything shared by the per-host install tasks.
 pub struct InstallCtx {
@@ -215,13 +213,12 @@ pub async fn install_host(job: HostJob, ctx: Arc<InstallCtx>) -> Result<NodeReco
     let host = job.addr.to_string();
     let r = &ctx.reporter;
     r.emit(r.event(&host, Phase::Connect, EventKind::Started));
-    let why_ssh = match (&job.known, ctx.force) {
-        (_, true) => "--force".to_string(),
-        (None, _) => "no agent recorded for this host".to_string(),
-        (Some(known), false) => match reuse(&job, known, &ctx, &host).await {
+    let why_ssh = match (ctx.force, &job.known) {
+        (false, Some(known)) => match reuse(&job, known, &ctx, &host).await {
             Ok(record) => return Ok(record),
             Err(why) => why,
         },
+        _ => reach::needs_ssh_without_probe(job.known.as_ref(), ctx.force).unwrap_or_default(),
     };
     let target = job.target.as_ref().map_err(|reason| InstallError::NoSsh {
         host: host.clone(),
@@ -254,20 +251,15 @@ async fn reuse(
     host: &str,
 ) -> Result<NodeRecord, String> {
     let ip = job.addr.ip;
-    let facts = match facts_once(ip, ctx, REUSE_TIMEOUT).await {
-        Ok(f) => f,
-        Err(e) => return Err(format!("agent not answering: {e}")),
-    };
-    if facts.agent_sha256 != ctx.agent.sha256 {
-        return Err(format!(
-            "agent {} is not the expected binary (sha256 {})",
-            facts.agent_version,
-            short(&facts.agent_sha256)
-        ));
-    }
-    if facts.node_name != layout::node_name(ip) {
-        return Err(format!("agent answers as {}", facts.node_name));
-    }
+    let facts = reach::answering_agent(
+        ip,
+        ctx.port,
+        &ctx.tls,
+        Some(&ctx.agent.sha256),
+        reach::REUSE_TIMEOUT,
+    )
+    .await?
+    .facts;
     let record = NodeRecord {
         addr: job.addr,
         agent_port: ctx.port,
@@ -305,10 +297,6 @@ fn up_to_date(r: &Reporter, host: &str, version: &str) {
         r.event(host, Phase::Ready, EventKind::Finished)
             .message(format!("agent {version} ready")),
     );
-}
-
-fn short(sha: &str) -> &str {
-    sha.get(..12).unwrap_or(sha)
 }
 
 async fn install_on(

@@ -9,7 +9,7 @@ mod plan;
 mod step;
 
 pub use journal::{Journal, JournalRecord, Outcome, digest, key_host, part_key};
-pub use plan::{HostChange, HostPlan, Plan, host_diff};
+pub use plan::{HostChange, HostPlan, HostReach, Plan, host_diff};
 pub use step::Step;
 
 #[cfg(test)]

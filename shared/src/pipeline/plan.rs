@@ -24,6 +24,18 @@ pub struct HostPlan {
     /// Bytes of image trees this host receives (upper bound: content
     /// already on the node is not sent again).
     pub bytes: u64,
+    /// How the run reaches this host, when the plan asked (`ferry plan`
+    /// probes each recorded agent; `None`: not asked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reach: Option<HostReach>,
+}
+
+/// Whether a run opens SSH to a host, and why: only hosts without an
+/// agent that answers over mTLS with the expected binary need it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostReach {
+    pub ssh: bool,
+    pub why: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -96,6 +108,7 @@ impl HostPlan {
             change,
             steps,
             bytes,
+            reach: None,
         })
     }
 }

@@ -148,8 +148,13 @@ pub fn print_plan(r: &Reporter, p: &Plan, notes: &[String]) {
         } else {
             h.steps.join(" → ")
         };
+        let via = match &h.reach {
+            Some(x) if x.ssh => format!("; via SSH ({})", x.why),
+            Some(x) => format!("; no SSH ({})", x.why),
+            None => String::new(),
+        };
         r.text(&format!(
-            "  {:<22} {what:<7} [{}] {} bytes: {steps}",
+            "  {:<22} {what:<7} [{}] {} bytes: {steps}{via}",
             h.host,
             h.roles.join(","),
             h.bytes,
