@@ -138,7 +138,7 @@ pub enum AgentCommand {
     Upgrade(UpgradeArgs),
     /// Show version, uptime and facts of every agent (no SSH needed).
     Status(StatusArgs),
-    /// Stop the agents and remove their files (over SSH).
+    /// Stop the agents and remove their files (through each agent; SSH where one does not answer).
     Uninstall(UninstallArgs),
     /// Stream the agents' own events (replayed from their buffers, then live).
     Events(EventsArgs),

@@ -182,8 +182,31 @@ fn upgrade_replaces_a_changed_binary_and_uninstall_removes_everything() {
         assert_eq!(facts["agent_sha256"], want.as_str());
     }
 
-    let out = b.ferry(&["agent", "uninstall", "-p", &pw]);
+    // Node 0: sshd stopped, its agent answers → removed through the agent.
+    // Node 1: agent killed, sshd up → removed over SSH.
+    tb.exec_ok(0, &["sh", "-c", "kill $(cat /run/sshd.pid)"])
+        .unwrap();
+    tb.exec_ok(
+        1,
+        &[
+            "/var/lib/ferry/agent/ferry-agent",
+            "stop",
+            "--pidfile",
+            "/var/lib/ferry/agent/agent.pid",
+        ],
+    )
+    .unwrap();
+    let (out, ev) = b.ferry_json(&["agent", "uninstall", "-p", &pw]);
     assert!(out.status.success(), "{}", stderr(&out));
+    for (i, ssh) in [(0, 0), (1, 1)] {
+        let done = find(&ev, &ip[i], "uninstall", "finished");
+        assert_eq!(done.len(), 1, "{ev:?}");
+        assert_eq!(done[0]["counters"]["ssh"], ssh, "node {i}: {}", done[0]);
+    }
+    assert!(
+        find(&ev, &ip[0], "connect", "started").is_empty(),
+        "no SSH to node 0"
+    );
     for i in 0..ip.len() {
         let o = tb
             .exec(

@@ -256,6 +256,9 @@ fn dashboard_shows_a_live_run_and_a_host_failure_in_a_browser() {
         .cloned()
         .unwrap();
     assert_eq!(chip["state"], "failed", "{chip}");
+    // Once: the run's own failed event restates the host's failure.
+    let failures = dom["failures"].as_array().unwrap();
+    assert_eq!(failures.len(), 1, "one failure shown: {failures:?}");
 
     let target = std::env::current_exe()
         .unwrap()

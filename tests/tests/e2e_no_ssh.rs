@@ -252,6 +252,31 @@ fn repeat_operations_go_through_the_agents() {
         stdout(&out)
     );
 
+    // A Clusterfile host ferry has no agent record of is listed, unhealthy.
+    let inv_path = state.join("agents.json");
+    let saved = std::fs::read_to_string(&inv_path).unwrap();
+    let mut inv: Value = serde_json::from_str(&saved).unwrap();
+    inv["nodes"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|n| n["addr"]["ip"] != ip[3].as_str());
+    std::fs::write(&inv_path, inv.to_string()).unwrap();
+    let (_, ev) = b.ferry_json(&["status"]);
+    let row = ev
+        .iter()
+        .find(|e| e["phase"] == "status" && e["node"].as_str().unwrap().starts_with(&ip[3]))
+        .expect("the unrecorded host has a row");
+    let doc: Value = serde_json::from_str(row["message"].as_str().unwrap()).unwrap();
+    assert_eq!(doc["agent"]["state"], "failed", "{doc}");
+    assert!(
+        doc["agent"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no agent recorded"),
+        "{doc}"
+    );
+    std::fs::write(&inv_path, saved).unwrap();
+
     // reset: every agent removes itself, no SSH anywhere.
     stop_sshd(&tb, 3);
     let (out, ev) = b.ferry_json(&["reset", "--force"]);

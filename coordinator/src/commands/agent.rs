@@ -14,6 +14,7 @@ use crate::client::ClientTls;
 use crate::fanout;
 use crate::install::{self, HostJob, InstallCtx, LocalAgent};
 use crate::output::Reporter;
+use crate::ssh::SshTarget;
 use crate::state::{ClusterState, NodeRecord};
 use crate::trust::{push, rotate};
 
@@ -201,10 +202,27 @@ pub async fn uninstall(
         ssh_args::hosts(&a.select.ips, a.ssh.port)?
     };
     let opts = ssh_args::options(&a.ssh, cluster)?;
-    let targets = ssh_args::targets(&a.ssh, &addrs)?;
+    // SSH only for hosts whose agent does not answer: credentials are
+    // needed (and checked) only then.
+    let targets: Vec<Result<SshTarget, String>> = match ssh_args::targets(&a.ssh, &addrs) {
+        Ok(t) => t.into_iter().map(Ok).collect(),
+        Err(e) => addrs.iter().map(|_| Err(e.to_string())).collect(),
+    };
+    let tls = ClientTls::from_pki(&cluster.agent_pki()?);
+    let inv = cluster.load_inventory()?;
+    let jobs: Vec<install::RemoveJob> = addrs
+        .iter()
+        .zip(targets)
+        .map(|(addr, target)| install::RemoveJob {
+            ip: addr.ip,
+            host: addr.to_string(),
+            known: inv.find(addr).cloned(),
+            target,
+        })
+        .collect();
     let rr = r.clone();
-    let results = fanout::for_each(targets, a.fanout.concurrency, move |t| {
-        install::uninstall_host(t, opts.clone(), rr.clone())
+    let results = fanout::for_each(jobs, a.fanout.concurrency, move |job| {
+        install::remove_host(job, opts.clone(), tls.clone(), rr.clone())
     })
     .await;
     let mut inv = cluster.load_inventory()?;

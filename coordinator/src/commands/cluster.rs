@@ -386,31 +386,23 @@ async fn remove_agents(
     let inv = cluster.load_inventory()?;
     let jobs: Vec<_> = targets
         .into_iter()
-        .map(|(ip, t)| (ip, t, inv.find_ip(ip).cloned()))
-        .collect();
-    let rr = r.clone();
-    let res = fanout::for_each(jobs, a.agent.concurrency, move |(ip, t, known)| {
-        let (opts, tls, r) = (opts.clone(), tls.clone(), rr.clone());
-        async move {
+        .map(|(ip, target)| {
+            let known = inv.find_ip(ip).cloned();
             let host = known
                 .as_ref()
                 .map_or(ip.to_string(), |k| k.addr.to_string());
-            let why = match &known {
-                Some(k) => match install::remove_via_agent(&host, ip, k.agent_port, &tls, &r).await
-                {
-                    Ok(()) => return (ip, Ok(())),
-                    Err(e) => e,
-                },
-                None => "no agent recorded".to_string(),
-            };
-            let res = match t {
-                Ok(t) => install::uninstall_host(t, opts, r)
-                    .await
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(format!("{why}, and SSH cannot be used: {e}")),
-            };
-            (ip, res)
-        }
+            install::RemoveJob {
+                ip,
+                host,
+                known,
+                target,
+            }
+        })
+        .collect();
+    let rr = r.clone();
+    let res = fanout::for_each(jobs, a.agent.concurrency, move |job| {
+        let (opts, tls, r) = (opts.clone(), tls.clone(), rr.clone());
+        async move { (job.ip, install::remove_host(job, opts, tls, r).await) }
     })
     .await;
     let mut inv = cluster.load_inventory()?;

@@ -8,6 +8,7 @@
 pub mod layout;
 pub mod local_agent;
 pub mod reach;
+mod remove;
 mod self_remove;
 mod uninstall;
 
@@ -24,6 +25,7 @@ use time::OffsetDateTime;
 
 pub use layout::{DEFAULT_AGENT_PORT, Supervisor};
 pub use local_agent::{LocalAgent, LocalAgentError};
+pub use remove::{RemoveJob, remove_host};
 pub use self_remove::remove_via_agent;
 pub use uninstall::uninstall_host;
 

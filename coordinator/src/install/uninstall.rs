@@ -31,7 +31,8 @@ pub async fn uninstall_host(
                 "removed {} and {}",
                 layout::AGENT_DIR,
                 layout::CACHE_DIR
-            )),
+            ))
+            .counter("ssh", 1),
     );
     Ok(())
 }

@@ -46,6 +46,24 @@ pub struct NodeRecord {
 }
 
 impl NodeRecord {
+    /// A host known only by address and roles (no agent recorded there).
+    pub fn unrecorded(addr: HostAddr, roles: Vec<String>) -> Self {
+        Self {
+            addr,
+            agent_port: 0,
+            roles,
+            hostname: String::new(),
+            ssh_user: String::new(),
+            agent_version: String::new(),
+            agent_sha256: String::new(),
+            supervisor: String::new(),
+            installed_at_ms: 0,
+            cert_serial: String::new(),
+            cert_not_after: 0,
+            replaced_cert: None,
+        }
+    }
+
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r == role)
     }
@@ -143,18 +161,9 @@ mod tests {
 
     fn rec(ip: &str, role: &str) -> NodeRecord {
         NodeRecord {
-            addr: ip.parse().unwrap(),
             agent_port: 7443,
-            roles: vec![role.into()],
-            hostname: String::new(),
             ssh_user: "root".into(),
-            agent_version: String::new(),
-            agent_sha256: String::new(),
-            supervisor: String::new(),
-            installed_at_ms: 0,
-            cert_serial: String::new(),
-            cert_not_after: 0,
-            replaced_cert: None,
+            ..NodeRecord::unrecorded(ip.parse().unwrap(), vec![role.into()])
         }
     }
 

@@ -33,15 +33,24 @@ pub async fn status(
     r: &Reporter,
     a: ClusterStatusArgs,
 ) -> Result<Exit, CliError> {
-    let nodes = members(cluster, super::select(cluster, &a.select)?)?;
+    let unfiltered = a.select.roles.is_empty() && a.select.ips.trim().is_empty();
+    let (nodes, unrecorded) = members(cluster, super::select(cluster, &a.select), unfiltered)?;
     let tls = ClientTls::from_pki(&cluster.agent_pki()?);
     let targets = targets(cluster)?;
     let (t, tl, op) = (targets.clone(), tls.clone(), r.op().to_string());
-    let health = fanout::for_each(nodes.clone(), a.fanout.concurrency, move |n: NodeRecord| {
+    let mut health = fanout::for_each(nodes.clone(), a.fanout.concurrency, move |n: NodeRecord| {
         let (t, tls, op) = (t.clone(), tl.clone(), op.clone());
         async move { probe::node(&n, &tls, &t, &op).await }
     })
     .await;
+    // Clusterfile hosts ferry has no agent record of: shown, unhealthy.
+    let mut nodes = nodes;
+    for n in unrecorded {
+        health.push(probe::NodeHealth::unreachable(
+            "no agent recorded for this host; next: `ferry apply -f <Clusterfile>` (installs it) or `ferry agent install`".into(),
+        ));
+        nodes.push(n);
+    }
     let ready = node_ready(cluster, &tls, r.op()).await;
     r.finish();
     r.text(&format!(
@@ -122,42 +131,69 @@ pub async fn status(
 
 /// The selected agents that are cluster members: a host `ferry delete`
 /// removed keeps its agent (and inventory record) but is no longer shown.
-fn members(cluster: &ClusterState, selected: Vec<NodeRecord>) -> Result<Vec<NodeRecord>, CliError> {
+/// With no role or host filter, the Clusterfile's hosts without an agent
+/// record come second (as records with only address and roles).
+fn members(
+    cluster: &ClusterState,
+    selected: Result<Vec<NodeRecord>, CliError>,
+    unfiltered: bool,
+) -> Result<(Vec<NodeRecord>, Vec<NodeRecord>), CliError> {
     let Some(cf) = crate::pipeline::load_clusterfile(cluster)? else {
-        return Ok(selected);
+        return Ok((selected?, Vec::new()));
     };
     let hosts = cf
         .cluster
         .resolved_hosts()
         .map_err(|e| CliError::Usage(e.to_string()))?;
+    // An empty inventory is not an error while the Clusterfile has hosts.
+    let selected = match selected {
+        Ok(s) => s,
+        Err(CliError::NoTargets { .. }) if unfiltered => Vec::new(),
+        Err(e) => return Err(e),
+    };
     let nodes: Vec<NodeRecord> = selected
         .into_iter()
         .filter(|n| hosts.iter().any(|h| h.addr.ip == n.addr.ip))
         .collect();
-    if nodes.is_empty() {
+    let unrecorded: Vec<NodeRecord> = if unfiltered {
+        let inv = cluster.load_inventory()?;
+        hosts
+            .iter()
+            .filter(|h| inv.find_ip(h.addr.ip).is_none())
+            .map(|h| NodeRecord::unrecorded(h.addr, h.roles.clone()))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if nodes.is_empty() && unrecorded.is_empty() {
         return Err(CliError::NoTargets {
             cluster: cluster.name().to_string(),
             hint: " among the Clusterfile's hosts".into(),
         });
     }
-    Ok(nodes)
+    Ok((nodes, unrecorded))
 }
 
-/// The registry and CRI socket from the Clusterfile's env (sealos'
-/// defaults otherwise).
+/// The registry and CRI socket the cluster's run used: the images' env
+/// (kept in the stored Clusterfile's status) under the Clusterfile's env,
+/// as the pipeline layers them; sealos' defaults otherwise.
 fn targets(cluster: &ClusterState) -> Result<probe::Targets, CliError> {
-    let cf = crate::pipeline::load_clusterfile(cluster)?;
-    let env: BTreeMap<String, String> = cf
-        .map(|cf| {
-            cf.cluster
-                .spec
-                .env
-                .iter()
-                .filter_map(|e| e.split_once('='))
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
-        })
-        .unwrap_or_default();
+    let env = match crate::pipeline::load_clusterfile(cluster)? {
+        Some(cf) => {
+            let mut image = BTreeMap::new();
+            for m in &cf.cluster.status.mounts {
+                image.extend(m.env.clone());
+            }
+            ferry_shared::image::EnvLayers {
+                image,
+                spec: cf.cluster.spec.env.clone(),
+                cli: Vec::new(),
+            }
+            .cluster_env()
+            .0
+        }
+        None => BTreeMap::new(),
+    };
     let get = |k: &str, d: &str| env.get(k).cloned().unwrap_or_else(|| d.to_string());
     Ok(probe::Targets {
         registry: format!(

@@ -79,7 +79,7 @@ impl NodeHealth {
         .all(|c| c.healthy())
     }
 
-    fn unreachable(why: String) -> Self {
+    pub fn unreachable(why: String) -> Self {
         let skipped = || Check::Skipped("agent unreachable".into());
         Self {
             agent: Check::Failed(why),

@@ -55,6 +55,14 @@ function runFor(ev) {
   return r;
 }
 
+// The run's own failed event (no host) restates a host's failure of the
+// same run: that host's entry already shows it, once.
+function repeatsHostFailure(ev) {
+  if (ev.node) return false;
+  return S.failures.some(f => f.op === ev.op && f.host &&
+    (ev.message.includes(f.host) || ev.message.includes(f.message)));
+}
+
 function foldRun(ev) {
   if (ev.kind === "log") return;
   const r = runFor(ev);
@@ -68,7 +76,7 @@ function foldRun(ev) {
     return;
   }
   const step = stepOf(ev.message);
-  if (ev.kind === "failed") {
+  if (ev.kind === "failed" && !repeatsHostFailure(ev)) {
     S.failures.push({ op: ev.op, ts: ev.ts_ms, host: ev.node, step: step || "", message: ev.message, advice: adviceOf(ev.message) });
     if (S.failures.length > MAX_FAILURES) S.failures.shift();
   }
