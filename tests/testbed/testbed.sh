@@ -465,7 +465,11 @@ cmd_up() {
   if [ "$kube" = 1 ]; then cg_v2_only && die "--kube needs a cgroup v1 or hybrid host; this host mounts only cgroup2"; : >"$s/kube"; fi
   trap '[ -n "${FERRY_TESTBED_KEEP:-}" ] || QUIET=1 cmd_down "'"$name"'"' EXIT
   mkdir -p "$s/fs"
-  mount -t tmpfs -o "size=$((4 * n))g,mode=0755" "ferry-testbed-$name" "$s/fs"
+  # FERRY_TESTBED_DISK=1: node uppers on the disk under $TB_ROOT instead
+  # of RAM (scale benchmarks whose nodes together hold more than memory).
+  if [ -z "${FERRY_TESTBED_DISK:-}" ]; then
+    mount -t tmpfs -o "size=$((4 * n))g,mode=0755" "ferry-testbed-$name" "$s/fs"
+  fi
   # the encrypted key's KDF is the slowest step: overlap it with the network setup
   ssh-keygen -q -t ed25519 -N "$KEY_PW" -C "ferry-testbed-$name-enc" -f "$s/id_ed25519_enc" &
   local keygen=$!
