@@ -25,8 +25,9 @@ use tonic::transport::server::Connected;
 
 use crate::tls::{HANDSHAKE_TIMEOUT, TlsError, TlsMaterial};
 
-/// TLS handshakes in progress at once; further connections wait in the
-/// kernel's accept queue.
+/// Unauthenticated connections at once (handshakes in progress, or done
+/// and not yet taken by tonic); further ones wait in the kernel's accept
+/// queue.
 pub const MAX_HANDSHAKES: usize = 128;
 /// Finished connections waiting for tonic to take them.
 const READY_QUEUE: usize = 16;
@@ -210,11 +211,12 @@ pub fn incoming(listener: TcpListener, tls: TlsState) -> ReceiverStream<io::Resu
             tune(&tcp);
             let (tx, tls) = (tx.clone(), tls.clone());
             tokio::spawn(async move {
-                let stream = handshake(tcp, &tls).await;
-                drop(permit);
-                if let Some(s) = stream {
+                // The permit is held until tonic takes the connection, so
+                // finished handshakes waiting for it count as well.
+                if let Some(s) = handshake(tcp, &tls).await {
                     let _ = tx.send(Ok(s)).await;
                 }
+                drop(permit);
             });
         }
     });

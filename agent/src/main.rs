@@ -96,6 +96,13 @@ struct ServeArgs {
     /// the dummy interface `ferry-lb`).
     #[arg(long, default_value = "route")]
     lb_vip_mode: ferry_agent::lb::vip::VipMode,
+    /// Manifest entries every planned transfer together may hold (memory).
+    #[arg(long, default_value_t = ferry_agent::transfer::budget::DEFAULT_BUDGET_ENTRIES)]
+    transfer_budget_entries: u64,
+    /// Bytes every open transfer together may still expect (disk, in the
+    /// chunk cache until committed).
+    #[arg(long, default_value_t = ferry_agent::transfer::budget::DEFAULT_BUDGET_BYTES)]
+    transfer_budget_bytes: u64,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,6 +164,10 @@ fn serve(args: ServeArgs) -> Result<()> {
     config.heartbeat = Duration::from_millis(args.heartbeat_ms);
     config.exec_limit = args.max_execs;
     config.lb_vip_mode = args.lb_vip_mode;
+    config.transfer.budget = ferry_agent::transfer::PlanBudget {
+        entries: args.transfer_budget_entries,
+        bytes: args.transfer_budget_bytes,
+    };
     let beside_tls = |name: &str| {
         args.tls_dir
             .canonicalize()

@@ -27,6 +27,10 @@ use crate::{AgentError, VERSION};
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
 /// Concurrent execs before new ones are refused with `ResourceExhausted`.
 pub const DEFAULT_EXEC_LIMIT: usize = 64;
+/// HTTP/2 streams (RPCs) one connection may have open at once; a client
+/// past it waits for a stream to end (the coordinator runs at most
+/// [`DEFAULT_EXEC_LIMIT`] commands per node, plus transfers and watchers).
+pub const DEFAULT_STREAMS_PER_CONNECTION: u32 = 256;
 /// How long shutdown waits for connections to close before giving up.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -44,6 +48,9 @@ pub struct ServeConfig {
     pub supervisor: String,
     pub heartbeat: Duration,
     pub exec_limit: usize,
+    /// HTTP/2 streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS, and
+    /// requests in flight per connection).
+    pub streams_per_connection: u32,
     pub shutdown_grace: Duration,
     /// Where the load balancer's desired state is persisted (None: not
     /// persisted).
@@ -67,6 +74,7 @@ impl ServeConfig {
             supervisor: "foreground".to_string(),
             heartbeat: DEFAULT_HEARTBEAT,
             exec_limit: DEFAULT_EXEC_LIMIT,
+            streams_per_connection: DEFAULT_STREAMS_PER_CONNECTION,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             lb_dir: None,
             lb_vip_mode: crate::lb::vip::VipMode::Route,
@@ -147,6 +155,8 @@ pub async fn serve(
         .layer(AuthzLayer::new(revoked))
         .http2_keepalive_interval(Some(HTTP2_KEEPALIVE))
         .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE))
+        .max_concurrent_streams(Some(config.streams_per_connection))
+        .concurrency_limit_per_connection(config.streams_per_connection as usize)
         .add_service(svc)
         .add_service(lb_svc)
         .add_service(ferry_proto::pb::trust_server::TrustServer::new(trust))

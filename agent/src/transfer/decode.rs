@@ -57,6 +57,15 @@ impl PlanDecoder {
         })
     }
 
+    pub fn transfer_id(&self) -> &str {
+        &self.header.transfer_id
+    }
+
+    /// The entries the header announced (at most [`MAX_ENTRIES`]).
+    pub fn entry_count(&self) -> u64 {
+        self.header.entry_count
+    }
+
     /// Takes one later message: an entry batch (a second header is refused).
     pub fn add(&mut self, msg: pb::PlanRequest) -> Result<(), Status> {
         let Some(pb::plan_request::Msg::Entries(batch)) = msg.msg else {

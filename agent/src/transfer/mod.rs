@@ -5,6 +5,7 @@
 
 pub mod apply;
 pub mod beneath;
+pub mod budget;
 pub mod cache;
 pub mod convert;
 pub mod decode;
@@ -23,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use ferry_shared::transfer::{DestRoot, Manifest, ManifestError, TreeDiff};
 
+pub use budget::{Budget, PlanBudget, Reservation};
 pub use cache::ChunkCache;
 pub use service::TransferService;
 
@@ -39,6 +41,8 @@ pub const SESSION_TTL: Duration = Duration::from_secs(3600);
 pub struct TransferConfig {
     pub cache_dir: PathBuf,
     pub cache_max_bytes: u64,
+    /// What planned transfers may hold at once (`budget.rs`).
+    pub budget: PlanBudget,
 }
 
 impl Default for TransferConfig {
@@ -46,6 +50,7 @@ impl Default for TransferConfig {
         Self {
             cache_dir: PathBuf::from(DEFAULT_CACHE_DIR),
             cache_max_bytes: DEFAULT_CACHE_MAX_BYTES,
+            budget: PlanBudget::default(),
         }
     }
 }
@@ -115,45 +120,55 @@ pub struct Session {
     pub created: Instant,
 }
 
-/// Sessions by transfer id, bounded and expiring.
+/// Sessions by transfer id, bounded and expiring; each holds its share
+/// of the plan budget until it leaves.
 #[derive(Clone, Default)]
 pub struct Sessions {
-    inner: Arc<Mutex<HashMap<String, Arc<Session>>>>,
+    inner: Arc<Mutex<Open>>,
 }
 
+type Open = HashMap<String, (Arc<Session>, Reservation)>;
+
 impl Sessions {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Session>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Open> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn insert(&self, id: String, s: Session) {
+    pub fn insert(&self, id: String, s: Session, held: Reservation) {
         let mut map = self.lock();
-        map.retain(|_, v| v.created.elapsed() < SESSION_TTL);
+        map.retain(|_, v| v.0.created.elapsed() < SESSION_TTL);
         while map.len() >= MAX_SESSIONS {
             let oldest = map
                 .iter()
-                .min_by_key(|(_, v)| v.created)
+                .min_by_key(|(_, v)| v.0.created)
                 .map(|(k, _)| k.clone());
             match oldest {
                 Some(k) => map.remove(&k),
                 None => break,
             };
         }
-        map.insert(id, Arc::new(s));
+        map.insert(id, (Arc::new(s), held));
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Session>> {
-        self.lock().get(id).cloned()
+        self.lock().get(id).map(|v| v.0.clone())
     }
 
+    /// Drops the session (and returns its budget).
     pub fn remove(&self, id: &str) {
-        self.lock().remove(id);
+        let gone = self.lock().remove(id);
+        drop(gone);
+    }
+
+    /// Drops expired sessions, returning their budget.
+    pub fn expire(&self) {
+        self.lock()
+            .retain(|_, v| v.0.created.elapsed() < SESSION_TTL);
     }
 
     /// Whether no unexpired session is open.
     pub fn is_idle(&self) -> bool {
-        let mut map = self.lock();
-        map.retain(|_, v| v.created.elapsed() < SESSION_TTL);
-        map.is_empty()
+        self.expire();
+        self.lock().is_empty()
     }
 }

@@ -19,7 +19,7 @@ use super::parts::{Assembler, Kind};
 use super::plan::{plan, still_missing};
 use super::relay::{self, AckTx, Downstream};
 use super::stat_index::StatIndex;
-use super::{ChunkCache, Session, Sessions, TransferConfig, TransferError, convert};
+use super::{Budget, ChunkCache, Session, Sessions, TransferConfig, TransferError, convert};
 use crate::accept::TlsState;
 use crate::authz::Caller;
 use crate::events::EventBus;
@@ -33,6 +33,7 @@ pub const MAX_MESSAGE: usize = MAX_CHUNK_SIZE as usize + (64 << 10);
 pub struct TransferService {
     cache: ChunkCache,
     sessions: Sessions,
+    budget: Budget,
     events: EventBus,
     commit_lock: Arc<tokio::sync::Mutex<()>>,
     /// Plans hold it shared while they decide what the cache has and open
@@ -47,6 +48,7 @@ impl TransferService {
         Self {
             cache: ChunkCache::new(config.cache_dir.clone(), config.cache_max_bytes),
             sessions: Sessions::default(),
+            budget: Budget::new(config.budget),
             events,
             commit_lock: Arc::new(tokio::sync::Mutex::new(())),
             cache_gate: Arc::new(tokio::sync::RwLock::new(())),
@@ -295,6 +297,10 @@ impl pb::transfer_server::Transfer for TransferService {
             None => None,
         };
         let mut decoder = PlanDecoder::start(first)?;
+        // A re-plan of the same transfer replaces it; expired ones leave.
+        self.sessions.remove(decoder.transfer_id());
+        self.sessions.expire();
+        let mut held = self.budget.reserve_entries(decoder.entry_count())?;
         while let Some(msg) = stream.next().await {
             decoder.add(msg?)?;
         }
@@ -313,12 +319,15 @@ impl pb::transfer_server::Transfer for TransferService {
         let gate = self.cache_gate.clone().read_owned().await;
         let op_id = op.clone();
         let planned = blocking(move || plan(op_id, dest, manifest, prune, &exclude, &cache)).await;
-        let (session, out) = planned.map_err(|e| {
+        let failed = |s: Status| {
             let ev = self.events.event(&op, Phase::Transfer, EventKind::Failed);
-            self.events.publish(ev.message(e.to_string()));
-            convert::error(&e)
-        })?;
-        self.sessions.insert(transfer_id, session);
+            self.events.publish(ev.message(s.message().to_owned()));
+            s
+        };
+        let (session, out) = planned.map_err(|e| failed(convert::error(&e)))?;
+        held.add_bytes(out.missing_bytes, &self.budget)
+            .map_err(failed)?;
+        self.sessions.insert(transfer_id, session, held);
         drop(gate);
         Ok(Response::new(pb::PlanReply {
             missing: out.missing.iter().map(|h| h.0.to_vec()).collect(),
