@@ -52,6 +52,8 @@ def gz(data):
 
 # --- protobuf, just enough for the transfer messages ---
 def varint(n):
+    if n < 0:  # int64: two's complement, ten bytes
+        n += 1 << 64
     out = bytearray()
     while True:
         b = n & 0x7F
@@ -210,6 +212,13 @@ def transfer():
         field(1, msg(field(1, "l"), field(2, 3), field(8, "d/f"))),
     )
     put("transfer_plan", "plan", delimited(msg(field(1, header)), msg(field(2, entries))))
+    # Far-future (i64::MAX) and far-past (i64::MIN, refused) mtimes.
+    for name, mtime in (("mtime-max", (1 << 63) - 1), ("mtime-min", -(1 << 63))):
+        one = msg(field(1, "t1"), field(2, "/opt/fuzz"), field(3, 1 << 20), field(5, "op1"),
+                  field(6, 1))
+        f = msg(field(1, msg(field(1, "f"), field(2, 2), field(3, 0o644), field(6, len(data)),
+                             field(7, h), field(9, mtime))))
+        put("transfer_plan", name, delimited(msg(field(1, one)), msg(field(2, f))))
     hop = msg(field(1, "127.0.0.1:7443"), field(2, "t1"), field(3, 1))
     relay = msg(field(1, 0), field(2, hop))
     whole = msg(field(1, h), field(2, len(data)), field(4, data), field(5, b"\x03"))

@@ -215,7 +215,7 @@ fn mtime(ns: i64) -> SystemTime {
     }
 }
 
-fn apply_meta_fd(f: &File, p: &Path, e: &Entry) -> Result<(), TransferError> {
+pub(super) fn apply_meta_fd(f: &File, p: &Path, e: &Entry) -> Result<(), TransferError> {
     std::os::unix::fs::fchown(f, Some(e.meta.uid), Some(e.meta.gid)).map_err(io(p, "chown"))?;
     f.set_permissions(Permissions::from_mode(e.meta.mode))
         .map_err(io(p, "chmod"))?;

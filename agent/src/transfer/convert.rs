@@ -2,7 +2,9 @@
 //! is rejected here with `InvalidArgument`.
 
 use ferry_proto::transfer_pb as pb;
-use ferry_shared::transfer::{ChunkHash, DestRoot, Entry, EntryKind, Meta, RelPath, chunk_count};
+use ferry_shared::transfer::{
+    ChunkHash, DestRoot, Entry, EntryKind, MIN_MTIME_NS, Meta, RelPath, chunk_count,
+};
 use tonic::Status;
 
 use super::TransferError;
@@ -26,6 +28,12 @@ pub fn entry(e: pb::Entry, chunk_size: u32) -> Result<Entry, Status> {
                 .map(|c| ChunkHash::from_slice(c))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|err| bad(&err.to_string()))?;
+            if e.mtime_ns < MIN_MTIME_NS {
+                return Err(bad(&format!(
+                    "mtime {} ns is before 1901-12-13, which no node file system keeps; give the source file a later time (touch it)",
+                    e.mtime_ns
+                )));
+            }
             EntryKind::File {
                 size: e.size,
                 chunks,

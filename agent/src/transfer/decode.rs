@@ -175,6 +175,45 @@ mod tests {
         assert_eq!(p.exclude.len(), 1);
     }
 
+    fn file_with_mtime(mtime_ns: i64) -> pb::PlanRequest {
+        let data = b"x";
+        let entries = vec![pb::Entry {
+            path: "f".into(),
+            kind: pb::EntryKind::File as i32,
+            mode: 0o644,
+            size: 1,
+            chunks: vec![ferry_shared::transfer::ChunkHash::of(data).0.to_vec()],
+            mtime_ns,
+            ..Default::default()
+        }];
+        pb::PlanRequest {
+            msg: Some(pb::plan_request::Msg::Entries(pb::EntryBatch { entries })),
+        }
+    }
+
+    #[test]
+    fn far_past_mtimes_are_refused_and_far_future_ones_apply() {
+        let e = decode_plan([header(1, &[]), file_with_mtime(i64::MIN)]).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
+        assert!(e.message().contains("entry `f`: mtime"), "{}", e.message());
+        assert!(e.message().contains("before 1901"), "{}", e.message());
+        let min = ferry_shared::transfer::MIN_MTIME_NS;
+        decode_plan([header(1, &[]), file_with_mtime(min - 1)]).unwrap_err();
+        // u64::MAX read as int64 is -1 ns: 1969, fine.
+        for ok in [min, u64::MAX as i64, 0, i64::MAX] {
+            let p = decode_plan([header(1, &[]), file_with_mtime(ok)]).unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let f = std::fs::File::create(dir.path().join("f")).unwrap();
+            let e = &p.manifest.entries()[0];
+            // What Commit does with it: no panic, and it reads back.
+            super::super::apply::apply_meta_fd(&f, &dir.path().join("f"), e).unwrap();
+            use std::os::unix::fs::MetadataExt;
+            let m = f.metadata().unwrap();
+            let back = ferry_shared::transfer::mtime_ns(m.mtime(), m.mtime_nsec());
+            assert_eq!(back, ok);
+        }
+    }
+
     #[test]
     fn malformed_streams_are_refused() {
         let msg = |r: Result<DecodedPlan, Status>| r.unwrap_err().message().to_owned();

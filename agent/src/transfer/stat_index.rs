@@ -12,7 +12,7 @@ use std::io::{BufRead, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use ferry_shared::transfer::{ChunkHash, EntryKind, Manifest};
+use ferry_shared::transfer::{ChunkHash, EntryKind, Manifest, mtime_ns};
 use serde_json::{Value, json};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,8 +28,8 @@ impl Key {
     fn of(m: &std::fs::Metadata) -> Self {
         Self {
             size: m.len(),
-            mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
-            ctime_ns: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
+            mtime_ns: mtime_ns(m.mtime(), m.mtime_nsec()),
+            ctime_ns: mtime_ns(m.ctime(), m.ctime_nsec()),
             ino: m.ino(),
             dev: m.dev(),
         }

@@ -189,7 +189,7 @@ pub fn tree_digest(root: &Path) -> Result<(String, u64), PipelineError> {
                     "{rel}\0{:o}\0{}\0{}\n",
                     md.mode(),
                     md.size(),
-                    md.mtime_nsec() + md.mtime() * 1_000_000_000
+                    ferry_shared::transfer::mtime_ns(md.mtime(), md.mtime_nsec())
                 )
                 .as_bytes(),
             );

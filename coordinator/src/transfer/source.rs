@@ -254,7 +254,7 @@ impl Walk {
             EntryKind::File {
                 size: m.len(),
                 chunks,
-                mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+                mtime_ns: ferry_shared::transfer::mtime_ns(m.mtime(), m.mtime_nsec()),
             }
         } else {
             self.skipped_special += 1;

@@ -85,6 +85,18 @@ pub struct Entry {
     pub kind: EntryKind,
 }
 
+/// The oldest file mtime a manifest may carry: 1901-12-13T20:45:52Z
+/// (-2^31 s), the oldest time ext4 and XFS store; an older one would be
+/// clamped on the node and never match again.
+pub const MIN_MTIME_NS: i64 = -(1 << 31) * 1_000_000_000;
+
+/// A file time (`stat`'s seconds and nanoseconds) in nanoseconds since the
+/// epoch, saturating where it does not fit an `i64` (before 1677 or after
+/// 2262) instead of wrapping.
+pub fn mtime_ns(secs: i64, nsec: i64) -> i64 {
+    secs.saturating_mul(1_000_000_000).saturating_add(nsec)
+}
+
 /// Number of chunks of a file of `size` bytes.
 pub fn chunk_count(size: u64, chunk_size: u32) -> u64 {
     size.div_ceil(u64::from(chunk_size.max(1)))
@@ -194,6 +206,16 @@ impl Manifest {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn file_times_saturate_instead_of_wrapping() {
+        assert_eq!(mtime_ns(1_700_000_000, 5), 1_700_000_000_000_000_005);
+        assert_eq!(mtime_ns(-1, 999_999_999), -1);
+        assert_eq!(mtime_ns(i64::MAX, 999_999_999), i64::MAX);
+        assert_eq!(mtime_ns(15_032_385_535, 0), i64::MAX); // ext4's last second, 2446
+        assert_eq!(mtime_ns(i64::MIN, 0), i64::MIN);
+        assert_eq!(MIN_MTIME_NS, -2_147_483_648_000_000_000);
+    }
 
     pub fn meta() -> Meta {
         Meta {

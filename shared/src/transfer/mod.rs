@@ -9,8 +9,8 @@ pub mod topology;
 
 pub use diff::{Observed, ObservedKind, TreeDiff, diff};
 pub use manifest::{
-    ChunkHash, DEFAULT_CHUNK_SIZE, Entry, EntryKind, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, Manifest,
-    ManifestError, Meta, chunk_count, chunk_len,
+    ChunkHash, DEFAULT_CHUNK_SIZE, Entry, EntryKind, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, MIN_MTIME_NS,
+    Manifest, ManifestError, Meta, chunk_count, chunk_len, mtime_ns,
 };
 pub use path::{DestRoot, PathError, RelPath};
 pub use topology::{Needs, Topology, TreeNode, depth, layout};
