@@ -3,6 +3,7 @@
 //! (and delete/reset/add) on the same cluster is refused at once, naming
 //! the holder's pid and command, and writes nothing; another cluster is not
 //! affected; the lock ends with its process (SIGKILL included).
+//! `ferry agent rotate-certs` takes it too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod oci_support;
@@ -143,4 +144,34 @@ fn a_second_lifecycle_command_is_refused_naming_the_first() {
         .unwrap();
     drop(c.lock("test").expect("lock released by the kernel"));
     drop(blackhole);
+}
+
+#[test]
+fn rotate_certs_waits_for_no_one_and_names_the_holder() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let c = FerryHome::resolve(Some(h.join(".ferry")))
+        .unwrap()
+        .cluster("default")
+        .unwrap();
+    let held = c.lock("ferry apply").unwrap();
+    let state = h.join(".ferry/default");
+    let before = listing(&state);
+    for args in [
+        &["agent", "rotate-certs"][..],
+        &["agent", "rotate-certs", "--ca"],
+    ] {
+        let out = output(h, args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} ran beside a holder: {err}");
+        assert!(err.contains("cluster `default` is busy"), "{args:?}: {err}");
+        let holder = format!("pid {} (`ferry apply`)", std::process::id());
+        assert!(err.contains(&holder), "{args:?}: {err}");
+    }
+    assert_eq!(listing(&state), before, "nothing written by rotate-certs");
+    drop(held);
+    // Without a holder it runs (and fails on the empty inventory instead).
+    let out = output(h, &["agent", "rotate-certs"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("busy"), "{err}");
 }

@@ -115,6 +115,8 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Add(_) => Some("ferry add"),
         Command::Delete(_) => Some("ferry delete"),
         Command::Reset(_) => Some("ferry reset"),
+        // It replaces the agent CA / certificates the others connect with.
+        Command::Agent(AgentCommand::RotateCerts(_)) => Some("ferry agent rotate-certs"),
         _ => None,
     }
     .map(|c| cluster.lock(c))

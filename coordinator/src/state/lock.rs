@@ -1,5 +1,5 @@
 //! The per-cluster lock: one lifecycle command (`run`, `apply`, `add`,
-//! `delete`, `reset`) at a time per cluster, so two of them never
+//! `delete`, `reset`, `agent rotate-certs`) at a time per cluster, so two of them never
 //! interleave the journal or run kubeadm at once. An exclusive, non-blocking
 //! `flock` on `<cluster dir>/lock`, held until the command's process exits
 //! (the kernel drops it even on SIGKILL: a stale lock cannot outlive its
