@@ -7,8 +7,9 @@
 #   packaging/fuzz/run.sh --replay [TARGET...]    seeds and regressions only
 # Inputs: fuzz/seeds/T (committed seeds), fuzz/regressions/T (inputs that
 # once crashed, each fixed), fuzz/corpus/T (the growing corpus, not
-# committed). Crashes land in fuzz/artifacts/T/. Needs a nightly toolchain
-# (installed if missing) and cargo-fuzz (packaging/ci/tool.sh installs it).
+# committed). Crashes land in fuzz/artifacts/T/. Needs the pinned nightly
+# toolchain FERRY_FUZZ_NIGHTLY (below; installed if missing) and cargo-fuzz
+# (packaging/ci/tool.sh installs it).
 # FERRY_FUZZ_OPTIONAL=1 (CI): a nightly that cannot be had skips, saying so.
 # FERRY_FUZZ_TARGET=<dir>: the build directory (default fuzz/target); CI
 # keeps it under ~/.cache so a later run on the same machine rebuilds only
@@ -26,30 +27,49 @@ else
   [ $# -gt 0 ] && shift
 fi
 
-if ! rustup run nightly rustc --version >/dev/null 2>&1; then
-  echo "fuzz: installing the nightly toolchain (cargo-fuzz needs -Z flags)" >&2
-  if ! rustup toolchain install nightly --profile minimal >&2; then
-    echo "fuzz: no nightly toolchain and it cannot be installed; the fuzz targets need one" >&2
-    if [ "${FERRY_FUZZ_OPTIONAL:-0}" = 1 ]; then
-      echo "fuzz: SKIPPED: fuzz targets not built (no nightly toolchain)"
-      exit 0
+# The toolchain is pinned: a floating `nightly` would change the
+# instrumented build (and what it finds) under us. FERRY_FUZZ_NIGHTLY
+# overrides the pin, to try a newer one before moving it.
+FERRY_FUZZ_NIGHTLY=${FERRY_FUZZ_NIGHTLY:-nightly-2026-05-20}
+toolchain=$FERRY_FUZZ_NIGHTLY
+have() { RUSTUP_AUTO_INSTALL=0 rustup run "$1" rustc --version >/dev/null 2>&1; }
+# Whether the floating `nightly` is the pinned build (rustup's channel
+# manifest in its sysroot carries its date), so it is not fetched twice.
+floating_is_pinned() {
+  local sysroot
+  sysroot=$(RUSTUP_AUTO_INSTALL=0 rustup run nightly rustc --print sysroot 2>/dev/null) || return 1
+  grep -qx "date = \"${FERRY_FUZZ_NIGHTLY#nightly-}\"" \
+    "$sysroot/lib/rustlib/multirust-channel-manifest.toml" 2>/dev/null
+}
+if ! have "$toolchain"; then
+  if floating_is_pinned; then
+    toolchain=nightly
+  else
+    echo "fuzz: installing $FERRY_FUZZ_NIGHTLY (cargo-fuzz needs -Z flags)" >&2
+    if ! rustup toolchain install "$FERRY_FUZZ_NIGHTLY" --profile minimal >&2; then
+      echo "fuzz: no $FERRY_FUZZ_NIGHTLY toolchain and it cannot be installed; the fuzz targets need it" >&2
+      if [ "${FERRY_FUZZ_OPTIONAL:-0}" = 1 ]; then
+        echo "fuzz: SKIPPED: fuzz targets not built (no $FERRY_FUZZ_NIGHTLY toolchain)"
+        exit 0
+      fi
+      exit 1
     fi
-    exit 1
   fi
 fi
+echo "fuzz: toolchain $toolchain ($(rustup run "$toolchain" rustc --version))" >&2
 fuzz_bin=$(command -v cargo-fuzz || bash packaging/ci/tool.sh cargo-fuzz 0.13.2)
 export PATH="$(dirname "$fuzz_bin"):$PATH"
 
 if [ $# -gt 0 ]; then
   targets=("$@")
 else
-  mapfile -t targets < <(cargo +nightly fuzz list)
+  mapfile -t targets < <(cargo +"$toolchain" fuzz list)
 fi
 
 tdir=()
 [ -n "${FERRY_FUZZ_TARGET:-}" ] && tdir=(--target-dir "$FERRY_FUZZ_TARGET")
 start=$SECONDS
-cargo +nightly fuzz build "${tdir[@]}" >&2
+cargo +"$toolchain" fuzz build "${tdir[@]}" >&2
 echo "fuzz: built ${#targets[@]} targets in $((SECONDS - start)) s" >&2
 
 # Archives need room; text parsers are exercised best with short inputs.
@@ -82,7 +102,7 @@ for t in "${targets[@]}"; do
   # a thread-local destructor (__cxa_thread_atexit_impl, 32 bytes) as a leak
   # in the template target, and stopped it; a leak is no memory-safety bug
   # in safe Rust, while crashes, timeouts and OOMs still stop a target.
-  cargo +nightly fuzz run "${tdir[@]}" "$t" "${dirs[@]}" -- "${args[@]}" -timeout=10 -rss_limit_mb=2048 \
+  cargo +"$toolchain" fuzz run "${tdir[@]}" "$t" "${dirs[@]}" -- "${args[@]}" -timeout=10 -rss_limit_mb=2048 \
     -detect_leaks=0 \
     -print_final_stats=1 >"$log" 2>&1 || rc=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
