@@ -2,7 +2,7 @@
 //! `sudo -n` (NOPASSWD) or `sudo -S` fed the password on stdin. The mode is
 //! found once per session and cached; the password never goes in argv.
 
-use super::exec::Input;
+use super::exec::{Fed, Input};
 use super::{CommandOutput, SshError, SshSession, command_line};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +44,7 @@ impl SshSession {
         if self.sudo_password.is_none() {
             return Ok(Err(explain(&probe, false)));
         }
-        let out = self.run_with_password(&["true"]).await?;
+        let (out, _) = self.run_with_password(&["true"], b"").await?;
         Ok(if out.success() {
             Ok(SudoMode::Password)
         } else {
@@ -60,8 +60,13 @@ impl SshSession {
         }
     }
 
-    /// `sudo -S -- argv` with `password\n` on stdin.
-    async fn run_with_password(&self, argv: &[&str]) -> Result<CommandOutput, SshError> {
+    /// `sudo -S -- argv` with `password\n` on stdin, then `data` (which
+    /// reaches the command: sudo reads the password line alone).
+    async fn run_with_password(
+        &self,
+        argv: &[&str],
+        data: &[u8],
+    ) -> Result<(CommandOutput, Fed), SshError> {
         let full: Vec<&str> = SUDO_S.iter().chain(argv).copied().collect();
         let line = self.line(&full)?;
         let mut stdin = self
@@ -70,15 +75,17 @@ impl SshSession {
             .map(|p| p.expose().as_bytes().to_vec())
             .unwrap_or_default();
         stdin.push(b'\n');
+        stdin.extend_from_slice(data);
         let shown = shown(argv);
-        let (mut out, _) = self.exec(&shown, &line, Input::Bytes(&stdin)).await?;
+        let (mut out, fed) = self.exec(&shown, &line, Input::Bytes(&stdin)).await?;
+        stdin.fill(0);
         if let Some(pw) = &self.sudo_password {
             let text = String::from_utf8_lossy(&out.stderr);
             if text.contains(pw.expose()) {
                 out.stderr = text.replace(pw.expose(), "***").into_bytes();
             }
         }
-        Ok(out)
+        Ok((out, fed))
     }
 
     /// Runs argv as root: directly when the user is root, else via sudo.
@@ -89,8 +96,25 @@ impl SshSession {
                 let full: Vec<&str> = SUDO_N.iter().chain(argv).copied().collect();
                 self.run(&full, None).await
             }
-            SudoMode::Password => self.run_with_password(argv).await,
+            SudoMode::Password => self.run_with_password(argv, b"").await.map(|(o, _)| o),
         }
+    }
+
+    /// Runs argv as root with `data` on its stdin, which then reaches only
+    /// root's process: nothing is staged as the login user. `Fed` counts
+    /// the password line too where sudo reads one.
+    pub(crate) async fn run_privileged_input(
+        &self,
+        argv: &[&str],
+        data: &[u8],
+    ) -> Result<(CommandOutput, Fed), SshError> {
+        let full: Vec<&str> = match self.sudo_mode().await? {
+            SudoMode::Root => argv.to_vec(),
+            SudoMode::NoPassword => SUDO_N.iter().chain(argv).copied().collect(),
+            SudoMode::Password => return self.run_with_password(argv, data).await,
+        };
+        let line = self.line(&full)?;
+        self.exec(&shown(argv), &line, Input::Bytes(data)).await
     }
 
     /// Same as [`run_privileged`](Self::run_privileged), but a non-zero

@@ -1,9 +1,14 @@
-//! Uploads: stream into a private temp file as the login user, compare its
-//! SHA-256 with what was sent, then (as root) copy it next to the target and
-//! rename it into place, so the target never holds partial content or a
-//! laxer mode than asked for.
+//! Uploads. Files (the agent binary): streamed into a private temp file as
+//! the login user, its SHA-256 compared with what was sent, then (as root)
+//! copied next to the target and renamed into place, so the target never
+//! holds partial content or a laxer mode than asked for. Small content
+//! (certificates, keys, units): fed on the stdin of one root process that
+//! writes it next to the target (0600 until checked), so a key never lands
+//! in a file the login user owns, not even for a moment.
 
 use std::path::Path;
+
+use sha2::{Digest, Sha256};
 
 use super::exec::Input;
 use super::{CommandOutput, SshError, SshSession};
@@ -29,6 +34,31 @@ else
   rm -f "$n" "$1"; exit 1
 fi"#;
 
+/// Runs as root with the content on stdin: `$1` target, `$2` octal mode,
+/// `$3` the sha256 sent. Prints the sha256 that arrived; the file is
+/// renamed into place only when it matches, else removed.
+const INSTALL_STDIN: &str = r#"umask 077
+n=$(mktemp "$1.ferry-XXXXXX") || exit 1
+if cat > "$n" && s=$(sha256sum < "$n") && printf 'ferry-sha:%s\n' "${s%% *}" &&
+  [ "${s%% *}" = "$3" ] && chmod "$2" "$n" && mv -f "$n" "$1"; then
+  exit 0
+fi
+rm -f "$n"; exit 1"#;
+
+/// The root command of [`SshSession::upload_bytes`]: argv only, the
+/// content goes on its stdin.
+fn install_stdin_argv<'a>(remote: &'a str, mode: &'a str, sha256: &'a str) -> [&'a str; 7] {
+    [
+        "sh",
+        "-c",
+        INSTALL_STDIN,
+        "ferry-install",
+        remote,
+        mode,
+        sha256,
+    ]
+}
+
 impl SshSession {
     /// Streams a local file (in chunks) to `remote` with `mode`, owned by
     /// root. Returns the bytes sent.
@@ -50,9 +80,27 @@ impl SshSession {
     /// Same as [`upload_file`](Self::upload_file) for small in-memory
     /// content (certificates, keys, config). Temp files are 0600.
     pub async fn upload_bytes(&self, data: &[u8], remote: &str, mode: u32) -> Result<(), SshError> {
-        self.upload(Input::Bytes(data), remote, mode)
-            .await
-            .map(|_| ())
+        self.check_sudo().await?;
+        let sha = hex::encode(Sha256::digest(data));
+        let mode = format!("{:o}", mode & 0o7777);
+        let argv = install_stdin_argv(remote, &mode, &sha);
+        let (out, fed) = self.run_privileged_input(&argv, data).await?;
+        if out.success() && fed.complete {
+            tracing::debug!(host = %self.host, remote, bytes = data.len(), "uploaded");
+            return Ok(());
+        }
+        let reason = match field(&out, "ferry-sha:") {
+            Some(got) if got != sha => format!(
+                "checksum mismatch: sent {} bytes with sha256 {sha}, the node received sha256 {got}",
+                data.len()
+            ),
+            _ => format!(
+                "writing it in place as root failed ({}): {}",
+                exit(&out),
+                out.stderr_tail()
+            ),
+        };
+        Err(self.transfer(remote, reason))
     }
 
     fn transfer(&self, remote: &str, reason: String) -> SshError {
@@ -160,8 +208,61 @@ mod tests {
     }
 
     #[test]
+    fn small_uploads_are_one_root_command_fed_on_stdin() {
+        let argv = install_stdin_argv("/var/lib/ferry/agent/tls/agent.key", "600", "ab12");
+        assert_eq!(argv[..2], ["sh", "-c"]);
+        assert_eq!(
+            argv[3..],
+            [
+                "ferry-install",
+                "/var/lib/ferry/agent/tls/agent.key",
+                "600",
+                "ab12"
+            ]
+        );
+        // Staged beside the target, as root, private, never in the login
+        // user's TMPDIR; kept only when the checksum matches.
+        let script = argv[2];
+        assert!(script.starts_with("umask 077\n"));
+        assert!(script.contains(r#"mktemp "$1.ferry-XXXXXX""#));
+        assert!(!script.contains("TMPDIR") && !script.contains("/tmp"));
+        assert!(script.contains(r#"[ "${s%% *}" = "$3" ] && chmod "$2" "$n" && mv -f "$n" "$1""#));
+        assert!(script.ends_with(r#"rm -f "$n"; exit 1"#));
+    }
+
+    #[test]
+    fn the_stdin_install_keeps_only_matching_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("agent.key");
+        let target = target.to_str().unwrap();
+        let run = |data: &[u8], sha: &str| {
+            use std::io::Write;
+            let mut c = std::process::Command::new("/bin/sh")
+                .args(["-c", INSTALL_STDIN, "ferry-install", target, "640", sha])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            c.stdin.take().unwrap().write_all(data).unwrap();
+            c.wait_with_output().unwrap()
+        };
+        let good = hex::encode(Sha256::digest(b"key"));
+        assert!(run(b"key", &good).status.success());
+        assert_eq!(std::fs::read(target).unwrap(), b"key");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(target).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o640);
+        let out = run(b"other", &good);
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stdout).contains("ferry-sha:"));
+        assert_eq!(std::fs::read(target).unwrap(), b"key", "kept the old one");
+        let left = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(left, 1, "no stage left beside the target");
+    }
+
+    #[test]
     fn scripts_parse_under_sh() {
-        for s in [RECEIVE, INSTALL] {
+        for s in [RECEIVE, INSTALL, INSTALL_STDIN] {
             let st = std::process::Command::new("/bin/sh")
                 .args(["-n", "-c", s])
                 .status()
