@@ -56,15 +56,26 @@ pub async fn push_all(
         match res {
             Ok(()) => r.emit(
                 r.event(&host, Phase::Agent, EventKind::Progress)
-                    .message(format!("revocation list generation {} applied", list.generation))
+                    .message(format!(
+                        "revocation list generation {} applied",
+                        list.generation
+                    ))
                     .counter("revoked", list.entries.len() as u64),
             ),
-            Err(e) => problems.push(format!(
-                "{host}: the revocation list was not applied ({e}); revoked certificates still work there until `ferry agent rotate-certs` reaches it"
-            )),
+            Err(e) => problems.push(not_applied(&host, list.generation, &e)),
         }
     }
     problems
+}
+
+/// The problem line of an agent that did not take the list. The list stays
+/// in the cluster state: the next command that reaches the agent through
+/// `install_host` (`agent install`/`upgrade`, `run`, `apply`, `add`) or
+/// `rotate-certs` gives it the whole current list.
+fn not_applied(host: &str, generation: u64, e: &str) -> String {
+    format!(
+        "{host}: the revocation list (generation {generation}) was not applied ({e}); revoked certificates still work there until it is; next: once the agent answers, run `ferry agent install` with this host (or `ferry apply`), which gives it the current list, or `ferry agent rotate-certs`"
+    )
 }
 
 /// Revokes `certs` and, when that changed the list, pushes it to every
@@ -136,4 +147,17 @@ pub async fn revoke_nodes(
     let skip: Vec<IpAddr> = removed.iter().map(|n| n.addr.ip).collect();
     problems.extend(revoke_and_push(cluster, certs, &skip, r).await?);
     Ok(problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_agent_left_out_is_named_with_what_to_do() {
+        let m = not_applied("10.0.0.3:22", 7, "connection refused");
+        assert!(m.starts_with("10.0.0.3:22: the revocation list (generation 7)"));
+        assert!(m.contains("(connection refused)"));
+        assert!(m.contains("next: once the agent answers, run `ferry agent install`"));
+    }
 }
