@@ -9,7 +9,9 @@ use clap::{Args, Parser, Subcommand};
 use crate::output::OutputMode;
 
 pub mod cluster_args;
-pub use cluster_args::{AddArgs, ApplyArgs, DeleteArgs, ResetArgs, RunArgs, RunCmdArgs};
+pub use cluster_args::{
+    AddArgs, ApplyArgs, DeleteArgs, InsecureArgs, ResetArgs, RunArgs, RunCmdArgs,
+};
 
 pub mod given_ssh;
 pub use given_ssh::{GivenSsh, secrets_in_argv};

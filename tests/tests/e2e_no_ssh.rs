@@ -150,8 +150,13 @@ fn repeat_operations_go_through_the_agents() {
             assert!(!*ssh && why.contains("answers over mTLS"), "{host}: {why}");
         }
     }
-    let notes = plan["notes"].to_string();
-    assert!(notes.contains("SSH is needed for 1 of 4 hosts"), "{notes}");
+    let out = b.ferry(&["plan", "-f", planned.to_str().unwrap()]);
+    let human = stdout(&out);
+    assert!(human.contains("SSH is needed for 1 of 4 hosts"), "{human}");
+    assert!(
+        human.contains("via SSH (no agent recorded for this host)"),
+        "{human}"
+    );
     assert_eq!(
         std::fs::read_to_string(state.join("Clusterfile")).unwrap(),
         text,

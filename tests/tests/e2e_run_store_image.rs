@@ -170,9 +170,23 @@ fn run_store_image_by_reference_one_master_one_worker() {
     assert!(err.contains("--insecure"), "{err}");
     assert!(!b.home().join(".ferry/default/Clusterfile").exists());
 
-    args.push("--insecure");
+    // --insecure-registry covers the registry it names, no other.
+    let registry = remote.split('/').next().unwrap().to_string();
+    let mut other = args.clone();
+    other.extend(["--insecure-registry", "mirror.invalid:5000"]);
+    let out = ferry(&b, &store, &other);
+    assert!(
+        !out.status.success(),
+        "another registry's flag let it through"
+    );
+    assert!(!b.home().join(".ferry/default/Clusterfile").exists());
+    args.extend(["--insecure-registry", registry.as_str()]);
     let out = ferry(&b, &store, &args);
     assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("warning: --insecure"),
+        "the scoped flag needs no warning"
+    );
     let ev = json_lines(&out.stdout);
     println!("RUN-MEASURE store-image 1+1 {}", timings(&ev));
 

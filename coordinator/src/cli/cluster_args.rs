@@ -39,10 +39,8 @@ pub struct RunArgs {
     /// host, and stays schedulable. Not with --masters/--nodes.
     #[arg(long)]
     pub single: bool,
-    /// Pull the images over plain HTTP (registries without TLS), like
-    /// `ferry pull --insecure`.
-    #[arg(long)]
-    pub insecure: bool,
+    #[command(flatten)]
+    pub insecure: InsecureArgs,
     #[command(flatten)]
     pub ssh: SshArgs,
     #[command(flatten)]
@@ -133,10 +131,8 @@ pub struct ApplyArgs {
     /// Extra YAML documents appended to the Clusterfile.
     #[arg(long)]
     pub config_file: Vec<PathBuf>,
-    /// Pull the images over plain HTTP (registries without TLS), like
-    /// `ferry pull --insecure`. plan/--dry-run never pull.
-    #[arg(long)]
-    pub insecure: bool,
+    #[command(flatten)]
+    pub insecure: InsecureArgs,
     /// Hosts the file no longer lists are removed (drained first with --drain).
     #[command(flatten)]
     pub drain: DrainArgs,
@@ -158,10 +154,8 @@ pub struct AddArgs {
     /// Workers to add.
     #[arg(long, default_value = "")]
     pub nodes: String,
-    /// Pull a missing cluster image over plain HTTP, like `ferry pull
-    /// --insecure`.
-    #[arg(long)]
-    pub insecure: bool,
+    #[command(flatten)]
+    pub insecure: InsecureArgs,
     /// SSH for the added hosts: the -u/-p/-i/--pk-passwd/--port given are
     /// recorded as their `ssh:` block in the Clusterfile (over the
     /// cluster's spec.ssh, as sealos' add does); none given: the cluster's.
@@ -224,4 +218,46 @@ pub struct ResetArgs {
     pub ssh: SshArgs,
     #[command(flatten)]
     pub agent: AgentOpts,
+}
+
+/// Which registries images are pulled from over plain HTTP (registries
+/// without TLS, local mirrors). A token server keeps verified HTTPS.
+#[derive(Debug, Clone, Default, Args)]
+pub struct InsecureArgs {
+    /// Plain HTTP to every registry this command pulls from (prefer
+    /// --insecure-registry, which names the one that needs it).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Plain HTTP to this registry only (HOST or HOST:PORT, as in the image
+    /// reference; repeatable).
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    pub insecure_registries: Vec<String>,
+}
+
+impl InsecureArgs {
+    /// The warning `--insecure` deserves, if given.
+    pub fn warning(&self) -> Option<&'static str> {
+        self.insecure.then_some(
+            "warning: --insecure pulls over plain HTTP from every registry of this command; --insecure-registry HOST[:PORT] limits it to the one that needs it",
+        )
+    }
+}
+
+#[cfg(test)]
+mod insecure_tests {
+    use super::*;
+
+    #[test]
+    fn only_the_unscoped_flag_warns() {
+        let scoped = InsecureArgs {
+            insecure: false,
+            insecure_registries: vec!["10.0.0.2:5000".into()],
+        };
+        assert_eq!(scoped.warning(), None);
+        let all = InsecureArgs {
+            insecure: true,
+            ..Default::default()
+        };
+        assert!(all.warning().unwrap().contains("--insecure-registry"));
+    }
 }

@@ -61,7 +61,7 @@ pub async fn add(cluster: &ClusterState, r: &Reporter, a: AddArgs) -> Result<Exi
         ssh: &a.ssh.args,
         agent: &a.agent,
         topology: a.relay.topology(),
-        insecure: a.insecure,
+        insecure: a.insecure.clone(),
         upgrade: Default::default(),
     };
     super::run::execute(cluster, r, cf, o).await

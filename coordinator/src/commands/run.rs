@@ -194,8 +194,9 @@ pub struct ExecOpts<'a> {
     pub ssh: &'a SshArgs,
     pub agent: &'a AgentOpts,
     pub topology: Topology,
-    /// `--insecure`: pull images over plain HTTP (`ferry pull --insecure`).
-    pub insecure: bool,
+    /// `--insecure` / `--insecure-registry`: which registries are pulled
+    /// from over plain HTTP.
+    pub insecure: crate::cli::InsecureArgs,
     /// How a Kubernetes upgrade treats nodes.
     pub upgrade: crate::pipeline::upgrade::UpgradeOpts,
 }
@@ -210,7 +211,12 @@ pub async fn execute(
     let started = Instant::now();
     cf.cluster.resolved_hosts().map_err(usage)?;
     let home = cluster.dir().parent().unwrap_or(cluster.dir());
-    let images = StoreImages::new(home).insecure(o.insecure);
+    if let Some(w) = o.insecure.warning() {
+        r.text(w);
+    }
+    let images = StoreImages::new(home)
+        .insecure(o.insecure.insecure)
+        .insecure_registries(&o.insecure.insecure_registries);
     images.pull_missing(&cf.cluster.spec.image).await?;
     let inp = Inputs {
         targets: targets(&cf, o.ssh)?,
@@ -332,7 +338,9 @@ pub async fn run(cluster: &ClusterState, r: &Reporter, a: RunCmdArgs) -> Result<
             cf
         }
         Base::Existing(mut cf) => {
-            let store = StoreImages::new(home).insecure(a.insecure);
+            let store = StoreImages::new(home)
+                .insecure(a.insecure.insecure)
+                .insecure_registries(&a.insecure.insecure_registries);
             store.pull_missing(&images).await?;
             replace_rootfs(&store, &mut cf, &images)?;
             append_images(&mut cf, &images);
@@ -361,7 +369,7 @@ pub async fn run(cluster: &ClusterState, r: &Reporter, a: RunCmdArgs) -> Result<
         ssh: &a.ssh,
         agent: &a.agent,
         topology: a.relay.topology(),
-        insecure: a.insecure,
+        insecure: a.insecure.clone(),
         upgrade: upgrade.opts(),
     };
     execute(cluster, r, cf, o).await
@@ -488,15 +496,6 @@ pub async fn apply(
             &mut notes,
         )
         .await?;
-        let ssh = p
-            .hosts
-            .iter()
-            .filter(|h| h.reach.as_ref().is_some_and(|x| x.ssh))
-            .count();
-        notes.push(format!(
-            "SSH is needed for {ssh} of {} hosts",
-            p.hosts.len()
-        ));
         dry::print_plan(r, &p, &notes);
         return Ok(Exit::Ok);
     }
@@ -541,7 +540,7 @@ pub async fn apply(
         ssh: &a.ssh,
         agent: &a.agent,
         topology: a.relay.topology(),
-        insecure: a.insecure,
+        insecure: a.insecure.clone(),
         upgrade: a.upgrade.opts(),
     };
     execute(cluster, r, cf, o).await

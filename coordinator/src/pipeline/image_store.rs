@@ -40,6 +40,9 @@ pub struct StoreImages {
     cache: PathBuf,
     /// `--insecure`: every registry pulled from is plain HTTP.
     insecure: bool,
+    /// `--insecure-registry`: these registries (as the references name
+    /// them) are plain HTTP.
+    insecure_registries: Vec<String>,
 }
 
 /// What a dry run knows of an image without pulling or unpacking it.
@@ -67,6 +70,7 @@ impl StoreImages {
             home: home.to_path_buf(),
             cache: home.join(".image-cache"),
             insecure: false,
+            insecure_registries: Vec::new(),
         }
     }
 
@@ -75,6 +79,20 @@ impl StoreImages {
     pub fn insecure(mut self, yes: bool) -> Self {
         self.insecure = yes;
         self
+    }
+
+    /// `--insecure-registry`: plain HTTP to these registries only.
+    pub fn insecure_registries(mut self, registries: &[String]) -> Self {
+        self.insecure_registries = registries.to_vec();
+        self
+    }
+
+    /// Whether `registry` is spoken to over plain HTTP: `--insecure`, a
+    /// `--insecure-registry` naming it, or `FERRY_INSECURE_REGISTRIES`.
+    fn plain_http(&self, registry: &str, env: &[String]) -> bool {
+        self.insecure
+            || self.insecure_registries.iter().any(|r| r == registry)
+            || env.iter().any(|r| r == registry)
     }
 
     /// Config and size of `name` for a dry run: a directory as it is, a
@@ -149,7 +167,7 @@ impl StoreImages {
             })?;
             let conn = Connection {
                 registry: reference.registry.clone(),
-                insecure: self.insecure || insecure.contains(&reference.registry),
+                insecure: self.plain_http(&reference.registry, &insecure),
                 credentials: AuthStore::new(&self.home)
                     .get(&reference.registry)
                     .map_err(|e| bad(name, format!("reading registry credentials: {e}")))?,
@@ -226,5 +244,25 @@ impl ImageSource for StoreImages {
         // and the Clusterfile refer to it that way).
         config.name = name.to_string();
         Ok((config, root))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_only_where_asked() {
+        let home = std::path::Path::new("/nonexistent");
+        let none = StoreImages::new(home);
+        assert!(!none.plain_http("r.example:5000", &[]));
+        let env = ["env.example".to_string()];
+        assert!(none.plain_http("env.example", &env));
+        let scoped = StoreImages::new(home).insecure_registries(&["10.0.0.2:5000".into()]);
+        assert!(scoped.plain_http("10.0.0.2:5000", &[]));
+        assert!(!scoped.plain_http("10.0.0.2", &[]));
+        assert!(!scoped.plain_http("docker.io", &[]));
+        let all = StoreImages::new(home).insecure(true);
+        assert!(all.plain_http("docker.io", &[]));
     }
 }

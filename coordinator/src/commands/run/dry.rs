@@ -160,6 +160,17 @@ pub fn print_plan(r: &Reporter, p: &Plan, notes: &[String]) {
             h.bytes,
         ));
     }
+    if p.hosts.iter().any(|h| h.reach.is_some()) {
+        let ssh = p
+            .hosts
+            .iter()
+            .filter(|h| h.reach.as_ref().is_some_and(|x| x.ssh))
+            .count();
+        r.text(&format!(
+            "SSH is needed for {ssh} of {} hosts",
+            p.hosts.len()
+        ));
+    }
     for n in notes {
         r.text(&format!("note: {n}"));
     }
