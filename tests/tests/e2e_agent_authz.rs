@@ -5,7 +5,9 @@
 //! workers:
 //! - node2's TLS files copied to the bastion cannot call Exec (nor Facts,
 //!   Plan, Commit, LB Set, Trust) on master0, while the coordinator's can;
-//! - after `ferry delete` of node3, node3's certificate is refused as
+//! - after `ferry delete` of node3 (node2's agent down meanwhile: named
+//!   with what to do; a later `apply` through its agent gives it the list),
+//!   node3's certificate is refused as
 //!   revoked by master0 and node2 (before, its Push only lacked a planned
 //!   transfer), also by node2 enrolled again over SSH (`agent install
 //!   --force` uploads the list with its TLS files);
@@ -28,6 +30,9 @@ use common::{Bastion, stderr, stdout};
 use ferry_tests::testbed::{Testbed, TestbedConfig};
 
 const TLS: &str = "/var/lib/ferry/agent/tls";
+const AGENT: &str = "/var/lib/ferry/agent/ferry-agent";
+const PIDFILE: &str = "/var/lib/ferry/agent/agent.pid";
+const LOGFILE: &str = "/var/lib/ferry/agent/agent.log";
 
 /// CA bundle, certificate and key of a client.
 struct Creds {
@@ -223,16 +228,57 @@ fn stolen_removed_and_rotated_certificates_are_refused() {
     let planned = "planned on this node";
     assert_refused(probe(&tb, &ip[0], &node2, "push"), planned, "push");
 
-    // 2. ferry delete node3: its certificate is refused by every remaining agent.
+    // 2. ferry delete node3 while node2's agent is down: master0 refuses
+    // node3's certificate at once; node2 is named with what to do, and
+    // gets the list as soon as a later command reaches its agent.
     let node3 = Creds::of_node(&tb, 2);
     assert_refused(probe(&tb, &ip[0], &node3, "push"), planned, "push");
+    tb.exec_ok(1, &[AGENT, "stop", "--pidfile", PIDFILE])
+        .unwrap();
     let out = b.ferry(&["delete", "--nodes", &ip[2]]);
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("{}: the revocation list", ip[1])) && text.contains("next:"),
+        "{text}"
+    );
+    for rpc in ["push", "facts"] {
+        let what = format!("node3's {rpc} to {}", ip[0]);
+        assert_refused(probe(&tb, &ip[0], &node3, rpc), "revoked", &what);
+    }
+    // node2's agent comes back as its supervisor would start it: it still
+    // trusts node3, until a plain apply reaches it through the agent.
+    let restart = format!(
+        "{AGENT} daemon --pidfile {PIDFILE} --log-file {LOGFILE} -- serve --listen 0.0.0.0:7443 --tls-dir {TLS} --node-name {} --supervisor daemon",
+        ip[1]
+    );
+    let argv: Vec<&str> = restart.split_whitespace().collect();
+    tb.exec_ok(1, &argv).unwrap();
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while probe(&tb, &ip[1], &coord, "facts") != Ok((0, String::new())) {
+        assert!(
+            std::time::Instant::now() < end,
+            "node2's agent did not come back"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let stale = "node3 to node2 before the list reached it";
+    assert_refused(probe(&tb, &ip[1], &node3, "push"), planned, stale);
+    let cf = work.path().join("Clusterfile");
+    std::fs::copy(b.home().join(".ferry/default/Clusterfile"), &cf).unwrap();
+    let (out, ev) = b.ferry_json(&["apply", "-f", cf.to_str().unwrap()]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    for i in [0, 1] {
-        for rpc in ["push", "facts"] {
-            let what = format!("node3's {rpc} to {}", ip[i]);
-            assert_refused(probe(&tb, &ip[i], &node3, rpc), "revoked", &what);
-        }
+    let reached = ev
+        .iter()
+        .find(|e| e["node"] == ip[1].as_str() && e["phase"] == "connect" && e["kind"] == "finished")
+        .expect("node2 reached");
+    assert_eq!(
+        reached["counters"]["ssh"], 0,
+        "through its agent: {reached}"
+    );
+    for rpc in ["push", "facts"] {
+        let what = format!("node3's {rpc} to {} after apply", ip[1]);
+        assert_refused(probe(&tb, &ip[1], &node3, rpc), "revoked", &what);
     }
     // An agent enrolled again over SSH gets the list with its TLS files:
     // it refuses node3 from its first handshake on.
