@@ -260,8 +260,7 @@ async fn reuse(
         Some(&ctx.agent.sha256),
         reach::REUSE_TIMEOUT,
     )
-    .await?
-    .facts;
+    .await?;
     let record = NodeRecord {
         addr: job.addr,
         agent_port: ctx.port,

@@ -12,12 +12,6 @@ use crate::state::NodeRecord;
 /// How long a recorded agent gets to answer before SSH is used instead.
 pub const REUSE_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// What a usable agent told us.
-#[derive(Debug, Clone)]
-pub struct Answering {
-    pub facts: ferry_shared::Facts,
-}
-
 /// The agent at `ip` over mTLS, if it answers as the node ferry names for
 /// `ip` and (when `expected_sha` is given) with that binary; otherwise why
 /// SSH is needed, in words for events and the plan.
@@ -27,7 +21,7 @@ pub async fn answering_agent(
     tls: &ClientTls,
     expected_sha: Option<&str>,
     timeout: Duration,
-) -> Result<Answering, String> {
+) -> Result<ferry_shared::Facts, String> {
     let facts = async {
         let c = AgentClient::connect(ip, port, tls, timeout).await?;
         c.facts().await
@@ -49,7 +43,7 @@ pub async fn answering_agent(
     if facts.node_name != layout::node_name(ip) {
         return Err(format!("agent answers as {}", facts.node_name));
     }
-    Ok(Answering { facts })
+    Ok(facts)
 }
 
 /// Why a host with this record needs SSH, or `None` when its agent can be

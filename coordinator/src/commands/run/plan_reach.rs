@@ -102,9 +102,9 @@ async fn reach_of(pr: &Probe, tls: Option<&ClientTls>, expected: Option<&str>) -
     // A removed host's teardown uses whatever agent answers there.
     let expected = expected.filter(|_| pr.change != HostChange::Remove);
     match reach::answering_agent(pr.ip, known.agent_port, tls, expected, REUSE_TIMEOUT).await {
-        Ok(a) => HostReach {
+        Ok(facts) => HostReach {
             ssh: false,
-            why: format!("agent {} answers over mTLS", a.facts.agent_version),
+            why: format!("agent {} answers over mTLS", facts.agent_version),
         },
         Err(why) if pr.change == HostChange::Remove => HostReach {
             ssh: false,
